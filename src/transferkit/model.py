@@ -1,0 +1,110 @@
+"""A fitted transfer model: backbone + head + label encoding, with prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferkit.backbones import Backbone
+from transferkit.cache import embed
+from transferkit.config import FitConfig
+from transferkit.heads import LinearHead, MLPHead
+from transferkit.progress import progress_bar
+from transferkit.targets import TargetEncoder
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class TransferModel:
+    """What :func:`transferkit.fit` returns and :func:`transferkit.load` restores.
+
+    Attributes:
+        backbone: The encoder (fine-tuned in place when ``strategy == "finetune"``).
+        head: Maps embeddings to scores.
+        target: Label encoding for the task.
+        config: The settings it was trained with.
+        strategy: The strategy that produced it ("feature-extraction" or "finetune").
+        finetuned: Names of backbone parameters changed by fine-tuning (saved next to the head).
+        info: Training facts (validation scores, epochs, why ``auto`` chose what it chose...).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        head: LinearHead | MLPHead,
+        target: TargetEncoder,
+        config: FitConfig,
+        strategy: str,
+        finetuned: list[str] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.head = head
+        self.target = target
+        self.config = config
+        self.strategy = strategy
+        self.finetuned = finetuned or []
+        self.info = info or {}
+        self.metrics: dict[str, Any] = {}
+        self.data_info: dict[str, Any] = {}
+
+    @property
+    def task(self) -> str:
+        return self.target.task
+
+    @property
+    def classes(self) -> list[str]:
+        return self.target.classes
+
+    def embeddings(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
+        """Pooled embeddings from the (possibly fine-tuned) backbone."""
+        if not self.finetuned:
+            return embed(
+                self.backbone, texts, cache_dir=self.config.cache_dir, use_cache=self.config.use_cache, quiet=quiet
+            )
+        with progress_bar("encoding", len(texts), quiet=quiet) as advance:
+            return self.backbone.encode(texts, progress=advance)
+
+    def scores(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
+        return self.head.scores(self.embeddings(texts, quiet=quiet))
+
+    def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes); per-label probabilities for multi-label."""
+        if self.task == "regression":
+            raise TypeError("probabilities are defined for classification only")
+        if self.task == "multilabel":
+            return _sigmoid(scores)
+        if scores.shape[1] == 1:
+            positive = _sigmoid(scores[:, 0])
+            return np.column_stack([1.0 - positive, positive])
+        return _softmax(scores)
+
+    def predict_from_scores(self, scores: np.ndarray) -> list[Any]:
+        if self.task == "regression":
+            return self.target.decode_regression(scores).tolist()
+        probabilities = self.proba_from_scores(scores)
+        if self.task == "multilabel":
+            return [[c for c, on in zip(self.classes, row, strict=True) if on] for row in probabilities >= 0.5]
+        return [self.classes[i] for i in probabilities.argmax(axis=1)]
+
+    def predict(self, texts: Sequence[str], *, quiet: bool = True) -> list[Any]:
+        """Labels (classification), label lists (multi-label) or numbers (regression)."""
+        return self.predict_from_scores(self.scores(texts, quiet=quiet))
+
+    def predict_proba(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
+        return self.proba_from_scores(self.scores(texts, quiet=quiet))
+
+    def finetuned_state(self) -> dict[str, torch.Tensor]:
+        state = self.backbone.module.state_dict()
+        return {name: state[name].detach().clone().contiguous() for name in self.finetuned}

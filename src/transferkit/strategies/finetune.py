@@ -1,0 +1,206 @@
+"""Fine-tuning: train the top blocks of the backbone together with a linear head.
+
+Recipe, each part a lever in :class:`~transferkit.config.FitConfig`:
+
+- the head starts from a logistic / ridge probe on frozen features ("LP-FT", Kumar et al. 2022,
+  https://arxiv.org/abs/2202.10054), so early gradients do not wreck the pre-trained features;
+- only the top ``unfreeze_layers`` blocks train; the frozen blocks below run *once* and their outputs are
+  cached, so each epoch costs only the trainable blocks (a large saving on a CPU);
+- discriminative learning rates: each block gets ``layer_decay`` times the rate of the block above
+  (Howard & Ruder 2018, https://arxiv.org/abs/1801.06146);
+- optional L2-SP, a penalty toward the pre-trained weights (Li et al. 2018, https://arxiv.org/abs/1802.01483);
+- AdamW with warm-up and linear decay, early stopping on a validation split, best epoch restored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferkit.backbones import Backbone
+from transferkit.config import FitConfig
+from transferkit.heads import LinearHead, loss_function
+from transferkit.progress import progress_bar
+from transferkit.targets import TargetEncoder
+from transferkit.training import train
+
+PREFIX_CACHE_LIMIT_BYTES = 3 * 1024**3
+
+
+def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
+    """Indices of the blocks fine-tuning trains: the top ``unfreeze_layers`` (all with -1).
+
+    Block 0 is the input embedding; it trains only with -1, since its table is large and rarely worth moving
+    on small data.
+    """
+    if unfreeze_layers == -1:
+        return range(0, backbone.num_blocks)
+    return range(max(1, backbone.num_blocks - unfreeze_layers), backbone.num_blocks)
+
+
+def _examples(backbone: Backbone, texts: Sequence[str], first: int, batch_size: int, cache: bool) -> list[dict]:
+    """Per-example tensors (trimmed to their length): token ids, or frozen-prefix outputs when ``cache``."""
+    examples: list[dict] = [{} for _ in texts]
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size * 4):
+        index = order[start : start + batch_size * 4]
+        batch = backbone.tokenize([texts[i] for i in index])
+        if cache:
+            with torch.no_grad():
+                batch = backbone.forward_prefix(batch, first)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        for row, (i, length) in enumerate(zip(index, lengths, strict=True)):
+            examples[i] = {k: v[row, :length].clone() for k, v in batch.items() if v.ndim >= 2}
+    return examples
+
+
+def _collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+    return {
+        key: torch.nn.utils.rnn.pad_sequence([example[key] for example in examples], batch_first=True)
+        for key in examples[0]
+    }
+
+
+def finetune(
+    backbone: Backbone,
+    texts: Sequence[str],
+    target: np.ndarray,
+    encoder: TargetEncoder,
+    init_head: LinearHead,
+    config: FitConfig,
+    valid: tuple[Sequence[str], np.ndarray] | None = None,
+) -> tuple[LinearHead, list[str], dict[str, Any]]:
+    """Fine-tune ``backbone`` in place.
+
+    Returns:
+        The trained head, the names of the backbone parameters that changed, and training facts.
+    """
+    module = backbone.module
+    blocks = trainable_blocks(backbone, config.unfreeze_layers)
+    first = blocks.start
+    backbone.weights_hash  # noqa: B018 - pin the hash of the *pre-trained* weights before they move
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    names = {id(p): n for n, p in module.named_parameters()}
+    groups, trainable = [], {}
+    for block in blocks:
+        params = backbone.block_parameters(block)
+        for parameter in params:
+            parameter.requires_grad_(True)
+            trainable[names[id(parameter)]] = parameter
+        rate = config.learning_rate * config.layer_decay ** (backbone.num_blocks - 1 - block)
+        groups.append({"params": params, "lr": rate, "weight_decay": 0.0 if config.l2sp else config.weight_decay})
+    reference = {name: tensor.detach().clone() for name, tensor in trainable.items()}
+
+    seed = 0 if config.seed is None else config.seed
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = init_head.to_torch()
+        groups.append(
+            {"params": list(head.parameters()), "lr": config.head_learning_rate, "weight_decay": config.weight_decay}
+        )
+        all_parameters = {**trainable, **{f"head.{n}": p for n, p in head.named_parameters()}}
+        optimizer = torch.optim.AdamW(groups)
+        loss_fn = loss_function(encoder.task, encoder.n_outputs)
+
+        approx_bytes = sum(min(len(t), config.max_length * 6) for t in texts) / 4 * backbone.dim * 4
+        cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES
+        with progress_bar("preparing", 1, quiet=config.quiet) as advance:
+            module.eval()
+            train_examples = _examples(backbone, texts, first, config.batch_size, cache)
+            valid_examples = _examples(backbone, valid[0], first, config.batch_size, cache) if valid else None
+            advance(1)
+        labels = torch.from_numpy(target)
+        generator = torch.Generator().manual_seed(seed)
+
+        def embed(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            if cache:
+                return backbone.forward_suffix(batch, first)
+            with torch.set_grad_enabled(first == 0 and torch.is_grad_enabled()):
+                state = backbone.forward_prefix(batch, first)
+            return backbone.forward_suffix(state, first)
+
+        def batches(epoch: int):
+            order = torch.randperm(len(train_examples), generator=generator).tolist()
+            for start in range(0, len(order), config.batch_size):
+                index = order[start : start + config.batch_size]
+                yield _collate([train_examples[i] for i in index]), labels[index]
+
+        def loss_of(batch) -> torch.Tensor:
+            inputs, y = batch
+            loss = loss_fn(head(embed(inputs)), y)
+            if config.l2sp:
+                penalty = sum(((p - reference[n]) ** 2).sum() for n, p in trainable.items())
+                loss = loss + config.l2sp / 2 * penalty
+            return loss
+
+        def validate() -> dict[str, float]:
+            scores = _scores(valid_examples, embed, head, config.batch_size)
+            return _validation_score(scores, valid[1], encoder, loss_fn)
+
+        def set_train_mode(on: bool) -> None:
+            module.train(on)
+            head.train(on)
+
+        steps = (len(train_examples) + config.batch_size - 1) // config.batch_size
+        result = train(
+            parameters=all_parameters,
+            optimizer=optimizer,
+            batches=batches,
+            steps_per_epoch=steps,
+            loss_of=loss_of,
+            validate=validate if valid_examples else None,
+            epochs=config.epochs,
+            patience=config.patience,
+            set_train_mode=set_train_mode,
+            quiet=config.quiet,
+        )
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    info = {
+        "trained_blocks": [blocks.start, blocks.stop - 1],
+        "num_blocks": backbone.num_blocks,
+        "frozen_prefix_cached": cache,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "validation_score": None if valid_examples is None else result.best_score,
+        "seconds": round(result.seconds, 2),
+        "history": result.history,
+    }
+    return LinearHead.from_torch(head, **init_head.info), sorted(trainable), info
+
+
+def restore(backbone: Backbone, original: dict[str, torch.Tensor]) -> None:
+    """Put pre-trained values back into parameters that fine-tuning moved."""
+    state = dict(backbone.module.named_parameters())
+    with torch.no_grad():
+        for name, tensor in original.items():
+            state[name].copy_(tensor)
+
+
+@torch.no_grad()
+def _scores(examples: list[dict], embed, head: torch.nn.Module, batch_size: int) -> torch.Tensor:
+    outputs = [head(embed(_collate(examples[s : s + batch_size]))) for s in range(0, len(examples), batch_size)]
+    return torch.cat(outputs)
+
+
+def _validation_score(scores: torch.Tensor, target: np.ndarray, encoder: TargetEncoder, loss_fn) -> dict[str, float]:
+    """Higher is better: macro-F1 (ties broken by loss) for classification, minus MSE for regression."""
+    from sklearn.metrics import f1_score
+
+    loss = float(loss_fn(scores, torch.from_numpy(target)))
+    if encoder.task == "regression":
+        return {"score": -loss, "valid_loss": loss}
+    values = scores.numpy()
+    if encoder.task == "multilabel":
+        predicted = (values > 0).astype(int)
+    elif values.shape[1] == 1:
+        predicted = (values[:, 0] > 0).astype(int)
+    else:
+        predicted = values.argmax(1)
+    f1 = f1_score(target.astype(int), predicted, average="macro", zero_division=0)
+    return {"score": float(f1) - 1e-3 * loss, "valid_macro_f1": float(f1), "valid_loss": loss}
