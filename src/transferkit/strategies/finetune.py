@@ -28,6 +28,7 @@ from transferkit.targets import TargetEncoder
 from transferkit.training import train
 
 PREFIX_CACHE_LIMIT_BYTES = 3 * 1024**3
+MIN_STEPS_PER_EPOCH = 8
 
 
 def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
@@ -123,9 +124,19 @@ def finetune(
                 state = backbone.forward_prefix(batch, first)
             return backbone.forward_suffix(state, first)
 
+        # Few-shot data gives one or two steps per epoch; cycling through the (reshuffled) data until an
+        # epoch has MIN_STEPS_PER_EPOCH steps keeps validation and early stopping meaningful.
+        steps = max(MIN_STEPS_PER_EPOCH, -(-len(train_examples) // config.batch_size))
+
         def batches(epoch: int):
-            order = torch.randperm(len(train_examples), generator=generator).tolist()
-            for start in range(0, len(order), config.batch_size):
+            needed = steps * config.batch_size
+            order = torch.cat(
+                [
+                    torch.randperm(len(train_examples), generator=generator)
+                    for _ in range(-(-needed // len(train_examples)))
+                ]
+            ).tolist()
+            for start in range(0, min(needed, len(order)), config.batch_size):
                 index = order[start : start + config.batch_size]
                 yield _collate([train_examples[i] for i in index]), labels[index]
 
@@ -145,7 +156,6 @@ def finetune(
             module.train(on)
             head.train(on)
 
-        steps = (len(train_examples) + config.batch_size - 1) // config.batch_size
         result = train(
             parameters=all_parameters,
             optimizer=optimizer,
