@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,8 @@ def fit_model(
         raise DataError(f"need at least 2 labeled examples, got {len(texts)}")
     if not isinstance(backbone, Backbone):
         backbone = create_backbone(backbone, max_length=config.max_length)
+    elif config.strategy != "feature-extraction":
+        backbone = copy.deepcopy(backbone)  # fine-tuning moves weights: never mutate the caller's backbone
     encoder = TargetEncoder.fit(y, task)
     target = encoder.encode(y)
     if config.strategy == "feature-extraction":
