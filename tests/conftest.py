@@ -29,7 +29,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 def spam_frame() -> pd.DataFrame:
     """60 real e-mails (30 spam, 30 ham), cut to 300 characters to keep encoding fast."""
     frame = load_builtin("spam-assassin")
-    frame = frame.groupby("label", group_keys=False).apply(lambda g: g.sample(30, random_state=0))
+    frame = frame.groupby("label").sample(30, random_state=0)
     frame = frame.assign(text=frame["text"].str.slice(0, 300))[["text", "label"]]
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
 

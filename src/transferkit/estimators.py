@@ -100,8 +100,16 @@ class _TransferEstimator(BaseEstimator):
         except TransferKitError as error:
             raise ValueError(str(error)) from None
 
-    def _fit(self, X: Any, y: Any, task: str) -> None:
-        texts = as_texts(X)
+    @staticmethod
+    def _require_y(y: Any) -> None:
+        if y is None:
+            raise ValueError(
+                "requires y to be passed, but the target y is None; pass the labels (or targets) of X"
+            )
+
+    def _fit(self, texts: list[str], y: Any, task: str) -> None:
+        if len(texts) != len(y):
+            raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels; they must match one to one")
         self.model_ = fit_model(texts, y, task=task, backbone=self.backbone, config=self._config())
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -134,12 +142,14 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> TransferClassifier:
+        texts = as_texts(X)
+        self._require_y(y)
         y_array = np.asarray(y)
         if y_array.ndim == 2 and type_of_target(y_array) == "multilabel-indicator":
             self.multilabel_ = True
             self.classes_ = np.arange(y_array.shape[1])
             labels = [[str(j) for j in np.flatnonzero(row)] for row in y_array]
-            self._fit(X, labels, "multilabel")
+            self._fit(texts, labels, "multilabel")
             return self
         if y_array.ndim != 1:
             raise ValueError(f"y must be 1-D labels or a 2-D 0/1 indicator matrix, got shape {y_array.shape}")
@@ -153,7 +163,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); classification needs at least two")
         self._label_of = {str(c): c for c in self.classes_}
-        self._fit(X, [str(v) for v in y_array], "classification")
+        self._fit(texts, [str(v) for v in y_array], "classification")
         return self
 
     def _labels(self, names: list[Any]) -> np.ndarray:
@@ -203,12 +213,16 @@ class TransferRegressor(RegressorMixin, _TransferEstimator):
     """Text regressor on a pre-trained backbone (ridge head, or fine-tuning with an MSE loss)."""
 
     def fit(self, X: Any, y: Any) -> TransferRegressor:
+        texts = as_texts(X)
+        self._require_y(y)
+        if np.iscomplexobj(np.asarray(y)):
+            raise ValueError("Complex data not supported: y must be real numbers")
         y_array = np.asarray(y, dtype=float)
         if y_array.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D (or 2-D for several targets), got shape {y_array.shape}")
         if not np.isfinite(y_array).all():
             raise ValueError("y contains NaN or infinity; every example needs a numeric target")
-        self._fit(X, y_array.tolist(), "regression")
+        self._fit(texts, y_array.tolist(), "regression")
         return self
 
     def predict(self, X: Any) -> np.ndarray:
