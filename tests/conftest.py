@@ -35,6 +35,16 @@ def spam_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def spam_groups_frame() -> pd.DataFrame:
+    """60 real e-mails in three classes (easy ham, hard ham, spam), cut to 300 characters."""
+    frame = load_builtin("spam-assassin")
+    frame = frame.assign(category=frame["group"].str.replace(r"-\d$", "", regex=True))
+    frame = frame.groupby("category").sample(20, random_state=0)
+    frame = frame.assign(text=frame["text"].str.slice(0, 300))[["text", "category"]]
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
 def afinn_frame() -> pd.DataFrame:
     """90 real AFINN words with their valence (-5..5) and sentiment, plus a 3-class strength label."""
     frame = load_builtin("afinn").sample(90, random_state=0).reset_index(drop=True)

@@ -25,22 +25,47 @@ TEXTS_ONLY = "X must be texts: scikit-learn feeds numeric 2-D arrays"
 EXPECTED_NUMERIC_FAILURES = {
     name: TEXTS_ONLY
     for name in (
-        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
-        "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
-        "check_estimators_empty_data_messages", "check_pipeline_consistency", "check_estimators_nan_inf",
-        "check_estimator_sparse_tag", "check_estimator_sparse_array", "check_estimator_sparse_matrix",
-        "check_estimators_pickle", "check_f_contiguous_array_estimator", "check_classifier_data_not_an_array",
-        "check_classifiers_classes", "check_classifiers_train", "check_supervised_y_2d",
-        "check_decision_proba_consistency", "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance", "check_fit2d_1sample", "check_fit2d_1feature", "check_dict_unchanged",
-        "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
-        "check_regressors_train", "check_regressor_data_not_an_array", "check_regressors_no_decision_function",
-        "check_regressors_int", "check_complex_data", "check_classifiers_one_label",
-        "check_classifiers_regression_target", "check_requires_y_none",
+        "check_fit_score_takes_y",
+        "check_estimators_overwrite_params",
+        "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input",
+        "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit",
+        "check_estimators_dtypes",
+        "check_dtype_object",
+        "check_estimators_empty_data_messages",
+        "check_pipeline_consistency",
+        "check_estimators_nan_inf",
+        "check_estimator_sparse_tag",
+        "check_estimator_sparse_array",
+        "check_estimator_sparse_matrix",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_classifier_data_not_an_array",
+        "check_classifiers_classes",
+        "check_classifiers_train",
+        "check_supervised_y_2d",
+        "check_decision_proba_consistency",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_fit2d_1sample",
+        "check_fit2d_1feature",
+        "check_dict_unchanged",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+        "check_fit2d_predict1d",
+        "check_regressors_train",
+        "check_regressor_data_not_an_array",
+        "check_regressors_no_decision_function",
+        "check_regressors_int",
+        "check_complex_data",
+        "check_classifiers_one_label",
+        "check_classifiers_regression_target",
+        "check_requires_y_none",
     )
 }
-
 
 
 class _NumericTaggedClassifier(TransferClassifier):
@@ -178,7 +203,9 @@ def test_multilabel_indicator_matrix(afinn_frame):
 
 def test_pipeline_cross_val_and_grid_search(spam):
     texts, labels = spam
-    pipeline = make_pipeline(FunctionTransformer(lambda X: [t.lower() for t in X]), TransferClassifier(backbone="toy-text"))
+    pipeline = make_pipeline(
+        FunctionTransformer(lambda X: [t.lower() for t in X]), TransferClassifier(backbone="toy-text")
+    )
     scores = cross_val_score(pipeline, texts, labels, cv=3)
     assert scores.shape == (3,) and ((0 <= scores) & (scores <= 1)).all()
     search = GridSearchCV(

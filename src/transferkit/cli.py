@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from transferkit.errors import TransferKitError
@@ -33,7 +34,10 @@ def friendly(command):
         try:
             return command(*args, **kwargs)
         except TransferKitError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False, markup=True)
+            # One line whatever the terminal width (soft_wrap), with the message printed verbatim (escape: a
+            # message such as "pip install 'transferkit[text]'" must not lose its brackets to rich markup).
+            message = escape(" ".join(str(error).splitlines()))
+            err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; no model folder or output file was written")
@@ -171,12 +175,12 @@ def predict(
     from transferkit.artifacts import load_model
     from transferkit.data import load_texts
 
-    if output.exists() and not overwrite:
-        raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
     if Path(data).exists() and output.resolve() == Path(data).resolve():
         raise TransferKitError(
             "output is the input file; write predictions to a new file (the input is never modified)"
         )
+    if output.exists() and not overwrite:
+        raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
     writer = _writer(output)
     fitted = load_model(model)
     texts, frame, _ = load_texts(data, text_col=text_col or fitted.data_info.get("text_col"))

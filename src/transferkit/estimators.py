@@ -103,9 +103,7 @@ class _TransferEstimator(BaseEstimator):
     @staticmethod
     def _require_y(y: Any) -> None:
         if y is None:
-            raise ValueError(
-                "requires y to be passed, but the target y is None; pass the labels (or targets) of X"
-            )
+            raise ValueError("requires y to be passed, but the target y is None; pass the labels (or targets) of X")
 
     def _fit(self, texts: list[str], y: Any, task: str) -> None:
         if len(texts) != len(y):

@@ -84,12 +84,16 @@ class Backbone(abc.ABC):
         """Settings that change embeddings without changing weights (max length, pooling...)."""
         return ""
 
+    def hashed_state(self) -> dict[str, torch.Tensor]:
+        """The tensors that determine the embeddings (what :attr:`weights_hash` covers)."""
+        return self.module.state_dict()
+
     @property
     def weights_hash(self) -> str:
-        """SHA-256 of every tensor of :attr:`module`, by name, in sorted order."""
+        """SHA-256 of the tensors of :meth:`hashed_state`, by name, in sorted order."""
         cached = getattr(self, "_weights_hash", None)
         if cached is None:
-            cached = hash_state_dict(self.module.state_dict())
+            cached = hash_state_dict(self.hashed_state())
             self._weights_hash = cached
         return cached
 

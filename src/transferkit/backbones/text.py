@@ -73,6 +73,10 @@ class TransformerTextBackbone(Backbone):
             "weights_sha256": self.weights_hash,
         }
 
+    def hashed_state(self) -> dict[str, torch.Tensor]:
+        # The pooler is unused (we mean-pool) and randomly initialised when a folder lacks it.
+        return {k: v for k, v in self._model.state_dict().items() if not k.startswith("pooler.")}
+
     def preprocessing_key(self) -> str:
         return f"mean-{'l2' if self.normalize else 'raw'}-{self.max_length}"
 

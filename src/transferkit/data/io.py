@@ -203,9 +203,7 @@ def load_labeled(
     if label == text:
         raise DataError(f"the text and label columns are both {text!r}; pass different --text-col and --label-col")
     labels = frame[label]
-    missing = labels.map(
-        lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
-    )
+    missing = labels.map(_no_label)
     if missing.any():
         raise DataError(
             f"{name}: {_row_list(missing)} have no label in column {label!r}; fill them in or drop those rows"
@@ -214,6 +212,13 @@ def load_labeled(
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
     return LabeledData(texts=texts, y=y, task=task, text_col=text, label_col=label, source=name)
+
+
+def _no_label(value: Any) -> bool:
+    """Whether a label cell is empty: None, NaN, pandas' NA (nullable Parquet / Arrow columns) or blank text."""
+    if isinstance(value, str):
+        return not value.strip()
+    return not isinstance(value, list | tuple | np.ndarray | dict) and bool(pd.isna(value))
 
 
 def _parse_labels(labels: pd.Series, task: str, sep: str, column: str, source: str, min_classes: int) -> list[Any]:

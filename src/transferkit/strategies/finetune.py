@@ -120,8 +120,13 @@ def finetune(
         def embed(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             if cache:
                 return backbone.forward_suffix(batch, first)
-            with torch.set_grad_enabled(first == 0 and torch.is_grad_enabled()):
+            if first == 0:
+                return backbone.forward(batch)
+            training = module.training
+            module.eval()  # frozen blocks behave exactly as when their outputs are cached: no dropout
+            with torch.no_grad():
                 state = backbone.forward_prefix(batch, first)
+            module.train(training)
             return backbone.forward_suffix(state, first)
 
         # Few-shot data gives one or two steps per epoch; cycling through the (reshuffled) data until an

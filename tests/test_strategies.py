@@ -1,0 +1,228 @@
+"""Every strategy on every task, on the toy backbone (mechanics) and on the real bundled MiniLM (quality)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit import FitConfig, TransferKitError
+from transferkit.backbones import create_backbone
+from transferkit.evaluation import compute_metrics
+from transferkit.strategies import fit_model
+from transferkit.strategies import finetune as finetune_module
+from transferkit.strategies.finetune import trainable_blocks
+
+STRATEGIES = ["feature-extraction", "finetune", "auto"]
+TASKS = ["binary", "multiclass", "multilabel", "regression"]
+
+
+@pytest.fixture(scope="module")
+def data(spam_frame, spam_groups_frame, afinn_frame, multilabel_frame):
+    return {"spam": spam_frame, "groups": spam_groups_frame, "afinn": afinn_frame, "multilabel": multilabel_frame}
+
+
+def task_data(name, data):
+    """(texts, labels, task) for each task, from real data."""
+    if name == "binary":
+        return data["spam"]["text"].tolist(), data["spam"]["label"].tolist(), "classification"
+    if name == "multiclass":
+        return data["groups"]["text"].tolist(), data["groups"]["category"].tolist(), "classification"
+    afinn_frame, multilabel_frame = data["afinn"], data["multilabel"]
+    if name == "multilabel":
+        return multilabel_frame["text"].tolist(), [t.split("|") for t in multilabel_frame["tags"]], "multilabel"
+    return afinn_frame["text"].tolist(), afinn_frame["valence"].astype(float).tolist(), "regression"
+
+
+def baseline(task, train_y, test_y, classes):
+    """Score of the best constant prediction, the bar a real model must clear."""
+    if task == "regression":
+        return compute_metrics(task, test_y, [float(np.mean(train_y))] * len(test_y))["r2"]
+    if task == "multilabel":
+        counts = Counter(label for row in train_y for label in row)
+        frequent = [label for label, c in counts.items() if c > len(train_y) / 2]
+        return compute_metrics(task, test_y, [frequent] * len(test_y), classes)["micro_f1"]
+    majority = Counter(train_y).most_common(1)[0][0]
+    return compute_metrics(task, test_y, [majority] * len(test_y), classes)["macro_f1"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("task_name", TASKS)
+def test_every_strategy_and_task_on_toy_backbone(strategy, task_name, data):
+    texts, y, task = task_data(task_name, data)
+    config = FitConfig(strategy=strategy, epochs=2, quiet=True)
+    model = fit_model(texts[:45], y[:45], task=task, backbone="toy-text", config=config)
+    predicted = model.predict(texts[45:])
+    assert len(predicted) == len(texts) - 45
+    if task == "regression":
+        assert np.isfinite(predicted).all()
+    elif task == "multilabel":
+        assert all(set(row) <= set(model.classes) for row in predicted)
+        assert model.predict_proba(texts[45:]).shape == (len(predicted), len(model.classes))
+    else:
+        assert set(predicted) <= set(model.classes)
+        np.testing.assert_allclose(model.predict_proba(texts[45:]).sum(1), 1.0, atol=1e-6)
+    expected = "feature-extraction" if strategy == "feature-extraction" else None
+    assert model.strategy == (expected or model.strategy)
+    if strategy == "auto":
+        assert model.info["auto"]["chosen"] in ("feature-extraction", "finetune") and model.info["auto"]["reason"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("task_name", TASKS)
+def test_every_strategy_and_task_on_real_minilm_beats_constant(strategy, task_name, data):
+    """Real pre-trained features must beat the best constant prediction on held-out real data."""
+    texts, y, task = task_data(task_name, data)
+    cut = 2 * len(texts) // 3
+    config = FitConfig(strategy=strategy, epochs=3, quiet=True)
+    model = fit_model(texts[:cut], y[:cut], task=task, backbone="minilm", config=config)
+    metrics = compute_metrics(task, y[cut:], model.predict(texts[cut:]), model.classes or None)
+    name = {"regression": "r2", "multilabel": "micro_f1"}.get(task, "macro_f1")
+    assert metrics[name] > baseline(task, y[:cut], y[cut:], model.classes or None)
+
+
+@pytest.mark.parametrize("head", ["logistic", "mlp"])
+def test_feature_extraction_heads(head, spam_frame):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    model = fit_model(
+        texts[:40], y[:40], task="classification", backbone="minilm", config=FitConfig(head=head, quiet=True)
+    )
+    assert model.info["head"] == head
+    assert compute_metrics("classification", y[40:], model.predict(texts[40:]))["accuracy"] >= 0.75
+
+
+def _parameters(backbone):
+    return {name: p.detach().clone() for name, p in backbone.module.named_parameters()}
+
+
+@pytest.mark.parametrize("unfreeze", [1, 2, -1])
+def test_finetune_trains_only_the_top_blocks(unfreeze, spam_frame):
+    backbone = create_backbone("toy-text")
+    before = _parameters(backbone)
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    model = fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone=backbone,
+        config=FitConfig(strategy="finetune", unfreeze_layers=unfreeze, epochs=1, quiet=True),
+    )
+    after = _parameters(model.backbone)
+    blocks = trainable_blocks(model.backbone, unfreeze)
+    trained = {id(p) for b in blocks for p in model.backbone.block_parameters(b)}
+    names = {id(p): n for n, p in model.backbone.module.named_parameters()}
+    moved = {n for n in after if not torch.equal(after[n], before[n])}
+    assert moved and moved <= {names[i] for i in trained}
+    assert set(model.finetuned) == {names[i] for i in trained}
+    assert torch.equal(
+        _parameters(backbone)["embeddings.word_embeddings.weight"], before["embeddings.word_embeddings.weight"]
+    )  # the caller's backbone is untouched
+    if unfreeze == -1:
+        assert "embeddings.word_embeddings.weight" in moved
+
+
+def test_l2sp_keeps_weights_closer_to_pretrained(spam_frame):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    start = _parameters(create_backbone("toy-text"))
+
+    def distance(l2sp):
+        config = FitConfig(strategy="finetune", l2sp=l2sp, weight_decay=0.0, epochs=2, learning_rate=1e-3, quiet=True)
+        model = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
+        after = _parameters(model.backbone)
+        return sum(float((after[n] - start[n]).pow(2).sum()) for n in model.finetuned)
+
+    assert distance(100.0) < 0.5 * distance(0.0)
+
+
+def test_discriminative_learning_rates(spam_frame, monkeypatch):
+    seen = {}
+    original = torch.optim.AdamW
+
+    def spy(groups, *args, **kwargs):
+        seen["lrs"] = [group["lr"] for group in groups]
+        return original(groups, *args, **kwargs)
+
+    monkeypatch.setattr(finetune_module.torch.optim, "AdamW", spy)
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(
+            strategy="finetune",
+            unfreeze_layers=2,
+            learning_rate=1e-4,
+            layer_decay=0.5,
+            head_learning_rate=1e-2,
+            epochs=1,
+            quiet=True,
+        ),
+    )
+    assert seen["lrs"] == pytest.approx([0.5e-4, 1e-4, 1e-2])
+
+
+def test_cached_frozen_prefix_gives_the_same_model_as_recomputing_it(spam_frame, monkeypatch):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    config = FitConfig(strategy="finetune", epochs=2, quiet=True)
+    cached = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
+    monkeypatch.setattr(finetune_module, "PREFIX_CACHE_LIMIT_BYTES", 0)
+    recomputed = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
+    assert cached.info["frozen_prefix_cached"] and not recomputed.info["frozen_prefix_cached"]
+    np.testing.assert_allclose(cached.predict_proba(texts[40:]), recomputed.predict_proba(texts[40:]), atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_epoch(spam_frame):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    model = fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(strategy="finetune", epochs=12, patience=1, quiet=True),
+    )
+    history = model.info["history"]
+    best = max(record["score"] for record in history)
+    kept = history[model.info["best_epoch"] - 1]["score"]
+    assert kept >= best - 1e-4  # improvements below EarlyStopping.min_delta do not count
+    assert model.info["epochs_run"] == len(history) <= 12
+    if model.info["epochs_run"] < 12:  # stopped early: the epoch after the best did not improve
+        assert history[-1]["score"] <= kept + 1e-4
+
+
+def test_auto_skips_finetuning_beyond_the_time_budget(spam_frame):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    model = fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(strategy="auto", time_budget=0.001, quiet=True),
+    )
+    assert model.strategy == "feature-extraction"
+    assert "time budget" in model.info["auto"]["reason"] and "finetune" not in model.info["auto"]
+
+
+def test_fit_is_deterministic_with_a_seed(spam_frame):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    config = FitConfig(strategy="finetune", epochs=2, seed=7, quiet=True)
+    first = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
+    second = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
+    np.testing.assert_array_equal(first.predict_proba(texts[40:]), second.predict_proba(texts[40:]))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"strategy": "magic"}, "strategy must be one of"),
+        ({"unfreeze_layers": 0}, "unfreeze_layers must be -1"),
+        ({"layer_decay": 0}, "layer_decay must be in"),
+        ({"head": "forest"}, "head must be one of"),
+        ({"validation_fraction": 0.9}, "validation_fraction"),
+    ],
+)
+def test_bad_settings_name_the_value_and_the_fix(settings, message):
+    with pytest.raises(TransferKitError, match=message):
+        FitConfig(**settings)
