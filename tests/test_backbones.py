@@ -106,7 +106,7 @@ def test_embedding_cache_skips_encoding_on_second_call(toy_backbone, tmp_path, m
         return original(self, inputs, **kwargs)
 
     monkeypatch.setattr(type(toy_backbone), "encode", counting)
-    first = embed(toy_backbone, SENTENCES + [SENTENCES[0]], cache_dir=tmp_path, quiet=True)
+    first = embed(toy_backbone, [*SENTENCES, SENTENCES[0]], cache_dir=tmp_path, quiet=True)
     assert calls == [4]  # the duplicate is encoded once
     second = embed(toy_backbone, list(reversed(SENTENCES)), cache_dir=tmp_path, quiet=True)
     assert calls == [4]

@@ -11,8 +11,8 @@ import torch
 from transferkit import FitConfig, TransferKitError
 from transferkit.backbones import create_backbone
 from transferkit.evaluation import compute_metrics
-from transferkit.strategies import fit_model
 from transferkit.strategies import finetune as finetune_module
+from transferkit.strategies import fit_model
 from transferkit.strategies.finetune import trainable_blocks
 
 STRATEGIES = ["feature-extraction", "finetune", "auto"]
