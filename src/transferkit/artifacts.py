@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from transferkit.backbones import create_backbone
@@ -169,7 +170,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
                 raise ModelFolderError(f"{BACKBONE} in {str(path)!r} has unknown parameters ({sorted(missing)[:3]})")
             backbone.module.load_state_dict(state, strict=False)
             finetuned = sorted(state)
-    except (OSError, KeyError, RuntimeError, ValueError) as error:
+    except (OSError, KeyError, RuntimeError, ValueError, SafetensorError) as error:
         if isinstance(error, ModelFolderError):
             raise
         raise ModelFolderError(
