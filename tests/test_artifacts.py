@@ -128,7 +128,7 @@ def test_damaged_model_folder(tmp_path, fitted):
     with pytest.raises(ModelFolderError, match="damaged"):
         load_model(folder)
     (folder / "head.safetensors").unlink()
-    with pytest.raises(ModelFolderError, match="head.safetensors is missing"):
+    with pytest.raises(ModelFolderError, match=r"head\.safetensors is missing"):
         load_model(folder)
 
 
