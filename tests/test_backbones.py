@@ -119,3 +119,16 @@ def test_embedding_cache_skips_encoding_on_second_call(toy_backbone, tmp_path, m
 def test_cache_key_depends_on_max_length():
     short, long = create_backbone("toy-text", max_length=16), create_backbone("toy-text", max_length=64)
     assert short.cache_key != long.cache_key
+
+
+def test_onnx_runtime_matches_pytorch(isolated_cache):
+    """The ONNX Runtime path gives the PyTorch embeddings (to float precision) and re-exports after weights move."""
+    texts = [f"message number {i}: {SENTENCES[i % 4]}" for i in range(300)]
+    torch_backbone = create_backbone("minilm", runtime="torch")
+    onnx_backbone = create_backbone("minilm", runtime="onnx")
+    np.testing.assert_allclose(onnx_backbone.encode(texts), torch_backbone.encode(texts), atol=1e-5)
+    with torch.no_grad():
+        for backbone in (torch_backbone, onnx_backbone):
+            backbone.module.encoder.layer[5].output.dense.bias.add_(0.05)
+    np.testing.assert_allclose(onnx_backbone.encode(texts[:5]), torch_backbone.encode(texts[:5]), atol=1e-5)
+    assert len(list((isolated_cache / "onnx").glob("*.onnx"))) == 2  # one graph per set of weights

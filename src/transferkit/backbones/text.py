@@ -26,6 +26,9 @@ def _transformers():
     return transformers
 
 
+ONNX_MIN_TEXTS = 256
+
+
 class TransformerTextBackbone(Backbone):
     """A Hugging Face encoder (BERT-like) used as a sentence encoder.
 
@@ -36,6 +39,8 @@ class TransformerTextBackbone(Backbone):
         source: How to re-create it: ``{"registry": name}``, ``{"path": folder}`` or ``{"hub": id}``.
         max_length: Tokens kept per text; longer texts are truncated.
         normalize: L2-normalise pooled embeddings (what sentence-transformers models publish).
+        runtime: Frozen encoding engine: "auto" (ONNX Runtime when installed, else PyTorch), "onnx" or "torch".
+            Fine-tuning always runs in PyTorch.
     """
 
     modality = "text"
@@ -49,13 +54,18 @@ class TransformerTextBackbone(Backbone):
         source: dict[str, str],
         max_length: int = 128,
         normalize: bool = True,
+        runtime: str = "auto",
     ) -> None:
+        if runtime not in ("auto", "onnx", "torch"):
+            raise BackboneError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
         self._model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.source = source
         self.max_length = int(max_length)
         self.normalize = normalize
+        self.runtime = runtime
+        self._onnx = None
         self.dim = int(model.config.hidden_size)
         self._layers = _find_layers(model)
 
@@ -138,13 +148,36 @@ class TransformerTextBackbone(Backbone):
         ]
         order = np.argsort(token_counts, kind="stable")
         self._model.eval()
+        engine = self._engine(self.tokenize(texts[:2]), len(texts))
         for start in range(0, len(texts), batch_size):
             index = order[start : start + batch_size]
             batch = self.tokenize([texts[i] for i in index])
-            output[index] = self.forward(batch).float().numpy()
+            embeddings = self.forward(batch) if engine is None else self._pool(engine(batch), batch["attention_mask"])
+            output[index] = embeddings.float().numpy()
             if progress is not None:
                 progress(len(index))
         return output
+
+    def _engine(self, example: dict[str, torch.Tensor], n_texts: int):
+        """The ONNX Runtime encoder for the current weights, or None to use PyTorch."""
+        from transferkit.backbones import onnx_runtime
+
+        if self.runtime == "torch" or (self.runtime == "auto" and not onnx_runtime.available()):
+            return None
+        current = self._onnx is not None and self._onnx.version == onnx_runtime.weights_version(self._model)
+        if not current and self.runtime == "auto" and n_texts < ONNX_MIN_TEXTS:
+            return None  # exporting (a second or two, a file in the cache) does not pay off for a few texts
+        if not current:
+            from transferkit.cache import default_cache_dir
+
+            try:
+                self._onnx = onnx_runtime.OnnxEncoder(self._model, example, default_cache_dir() / "onnx")
+            except Exception as error:  # noqa: BLE001 - any export failure falls back to PyTorch in "auto"
+                if self.runtime == "onnx":
+                    raise BackboneError(f"could not run {self.name!r} with ONNX Runtime: {error}") from error
+                self.runtime = "torch"
+                return None
+        return self._onnx
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
