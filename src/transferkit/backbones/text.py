@@ -172,7 +172,7 @@ class TransformerTextBackbone(Backbone):
 
             try:
                 self._onnx = onnx_runtime.OnnxEncoder(self._model, example, default_cache_dir() / "onnx")
-            except Exception as error:  # noqa: BLE001 - any export failure falls back to PyTorch in "auto"
+            except Exception as error:  # any export failure falls back to PyTorch in "auto"
                 if self.runtime == "onnx":
                     raise BackboneError(f"could not run {self.name!r} with ONNX Runtime: {error}") from error
                 self.runtime = "torch"
