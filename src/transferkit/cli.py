@@ -135,8 +135,9 @@ def fit(
         if json_path:
             _write_json(json_path, model.metrics)
     if "auto" in model.info:
-        out.print(f"auto: {model.info['auto']['reason']}", highlight=False)
-    out.print(f"saved model to {output} ({model.info.get('fit_seconds', 0):.1f}s to fit)", highlight=False)
+        out.print(f"auto: {model.info['auto']['reason']}", highlight=False, markup=False, soft_wrap=True)
+    saved = f"saved model to {output} ({model.info.get('fit_seconds', 0):.1f}s to fit)"
+    out.print(saved, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -198,7 +199,7 @@ def predict(
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
-    err.print(f"wrote {len(result)} predictions to {output}", highlight=False)
+    err.print(f"wrote {len(result)} predictions to {output}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _writer(path: Path):

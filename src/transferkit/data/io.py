@@ -141,16 +141,17 @@ def infer_task(labels: pd.Series) -> str:
 
 
 def _row_list(mask: pd.Series) -> str:
+    """'1 row (3) has' / '2 rows (3, 7) have': data rows counted from 1, header excluded."""
     rows = (np.flatnonzero(mask.to_numpy()) + 1).tolist()
     shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-    return f"{len(rows)} row{'s' if len(rows) > 1 else ''} ({shown})"
+    return f"1 row ({shown}) has" if len(rows) == 1 else f"{len(rows)} rows ({shown}) have"
 
 
 def _check_texts(texts: pd.Series, column: str, source: str) -> list[str]:
     missing = texts.isna() | texts.map(lambda v: str(v).strip() == "")
     if missing.any():
         raise DataError(
-            f"{source}: {_row_list(missing)} have an empty text in column {column!r}; fill them in or drop those rows"
+            f"{source}: {_row_list(missing)} an empty text in column {column!r}; fill them in or drop those rows"
         )
     return texts.astype(str).tolist()
 
@@ -205,9 +206,7 @@ def load_labeled(
     labels = frame[label]
     missing = labels.map(_no_label)
     if missing.any():
-        raise DataError(
-            f"{name}: {_row_list(missing)} have no label in column {label!r}; fill them in or drop those rows"
-        )
+        raise DataError(f"{name}: {_row_list(missing)} no label in column {label!r}; fill them in or drop those rows")
     texts = _check_texts(frame[text], text, name)
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
@@ -225,9 +224,7 @@ def _parse_labels(labels: pd.Series, task: str, sep: str, column: str, source: s
     if task == "regression":
         numeric = pd.to_numeric(labels, errors="coerce")
         if numeric.isna().any():
-            raise DataError(
-                f"{source}: {_row_list(numeric.isna())} have a non-numeric {column!r}; regression needs numbers"
-            )
+            raise DataError(f"{source}: {_row_list(numeric.isna())} a non-numeric {column!r}; regression needs numbers")
         return numeric.astype(float).tolist()
     if task == "multilabel":
         parsed = [_as_label_list(value, sep) for value in labels]
