@@ -14,8 +14,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from transferkit.backbones import create_backbone  # noqa: E402
-from transferkit.datasets import load_builtin  # noqa: E402
+from transferkit.backbones import create_backbone
+from transferkit.datasets import load_builtin
 
 
 @pytest.fixture(autouse=True)

@@ -232,6 +232,7 @@ def fits(work, env, spam_csv, words_csv) -> dict[str, subprocess.CompletedProces
     return run_all(
         {
             "spam": ["fit", spam_csv, "--output", work / "spam-model", *TOY],
+            "minilm": ["fit", spam_csv, "--output", work / "minilm-model", "--strategy", "auto", "--quiet"],
             "valence": ["fit", words_csv, "--output", work / "valence-model", *regression, *TOY],
             "models": ["models"],
             "datasets": ["datasets"],
@@ -258,6 +259,7 @@ def uses(work, env, fits, spam_csv, words_csv):
     shutil.copytree(spam_model, work / "overwrite" / "model")
     commands = {
         "evaluate": ["evaluate", spam_model, spam_csv, "--json", work / "spam-eval.json", "--quiet"],
+        "predict minilm": ["predict", work / "minilm-model", spam_csv, "-o", work / "minilm-preds.csv", "--quiet"],
         "evaluate valence": ["evaluate", valence_model, words_csv, "--json", work / "valence-eval.json", "--quiet"],
         "overwrite": ["fit", words_csv, "-o", work / "overwrite" / "model", "--overwrite", *TOY],
         **{
@@ -299,6 +301,22 @@ def test_fit_writes_a_model_folder_and_prints_metrics(fits, work):
         assert word in result.stdout
     assert squeezed(f"saved model to {model}") in squeezed(result.stdout)
     assert leftovers(work, "spam-model") == []
+
+
+def test_default_real_backbone_auto_fit_and_predict(fits, uses, work, spam_csv):
+    """The path a user runs by default: the bundled MiniLM, here with --strategy auto, then predict."""
+    result = succeeded(fits["minilm"])
+    config = json.loads((work / "minilm-model" / "config.json").read_text(encoding="utf-8"))
+    assert config["backbone"]["name"] == "minilm"
+    assert config["training"]["auto"]["chosen"] in ("feature-extraction", "finetune")
+    assert "auto:" in result.stdout
+    assert config["metrics"]["macro_f1"] > 0.5  # better than guessing on 12 balanced held-out e-mails
+    results, _ = uses
+    succeeded(results["predict minilm"])
+    predictions = pd.read_csv(work / "minilm-preds.csv")
+    truth = pd.read_csv(spam_csv)
+    assert len(predictions) == len(truth) and set(predictions["prediction"]) <= {"ham", "spam"}
+    assert (predictions["prediction"] == truth["label"]).mean() > 0.5
 
 
 def test_fit_regression_writes_regression_metrics(fits, work):
