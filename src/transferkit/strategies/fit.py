@@ -21,7 +21,8 @@ from transferkit.strategies.feature_extraction import fit_head
 from transferkit.strategies.finetune import finetune, restore
 from transferkit.targets import TargetEncoder
 
-AUTO_MARGIN = 0.005  # fine-tuning must beat the frozen head by this much on validation to be worth its cost
+AUTO_MARGIN = 0.01  # fine-tuning must beat the frozen head by this much (cross-validated) to be worth its cost
+AUTO_FOLDS = 3
 
 
 def fit_model(
@@ -92,55 +93,87 @@ def _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, em
 
 
 def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> TransferModel:
-    """Measure feature extraction, then fine-tuning if the time budget allows; keep the better on validation."""
+    """Compare feature extraction and fine-tuning by k-fold cross-validation; keep the better, say why.
+
+    A single small validation split (4 examples at 8 labels per class) picks the worse strategy about as
+    often as the better one, so both strategies are scored on the held-out folds of the whole training set
+    (fine-tuning early-stops on an inner split of each fold's training part, never on the scored fold).
+    Fine-tuning must win by more than ``AUTO_MARGIN``; ties go to the cheaper feature extraction. When the
+    time budget cannot cover the ``AUTO_FOLDS + 1`` fine-tuning runs, fine-tuning is skipped and the
+    reason says so.
+    """
     start = time.perf_counter()
     embeddings = _embed(backbone, texts, config)
-    if valid_part is None:
-        head, info = fit_head(embeddings, target, encoder, config)
-        reason = "too few examples to hold out a validation split; used the cheaper feature-extraction"
-        return _auto_result(backbone, head, encoder, config, "feature-extraction", {**info, "auto": {"reason": reason}})
-    head, _ = fit_head(embeddings[fit_part], target[fit_part], encoder, config)
-    fe_score = _score(head.scores(embeddings[valid_part]), target[valid_part], encoder)
-    estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config)
+    folds = _folds(target, encoder, config)
+    if folds is None:
+        reason = "too few examples per class to cross-validate; used the cheaper feature-extraction"
+        return _auto_final(embeddings, backbone, target, encoder, config, {}, reason)
+    fe_scores = []
+    for train, held in folds:
+        head, _ = fit_head(embeddings[train], target[train], encoder, config)
+        fe_scores.append(_score(head.scores(embeddings[held]), target[held], encoder))
+    fe_score = float(np.mean(fe_scores))
+    estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config) * (len(folds) + 1)
     left = config.time_budget - (time.perf_counter() - start)
-    decision: dict[str, Any] = {"feature-extraction": round(fe_score, 4), "finetune_estimate_s": round(estimate, 1)}
+    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
+    decision: dict[str, Any] = {
+        "folds": len(folds),
+        "feature-extraction": round(fe_score, 4),
+        "finetune_estimate_s": round(estimate, 1),
+    }
     if estimate > left:
         reason = (
-            f"feature-extraction (validation score {fe_score:.3f}); fine-tuning skipped: it would take "
-            f"~{estimate:.0f}s and the time budget leaves {max(left, 0):.0f}s"
+            f"feature-extraction ({len(folds)}-fold {metric} {fe_score:.3f}); fine-tuning skipped: measuring it "
+            f"would take ~{estimate:.0f}s and the time budget leaves {max(left, 0):.0f}s"
         )
-        return _auto_final(backbone, texts, target, encoder, config, embeddings, decision, reason)
+        return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
     original = {n: p.detach().clone() for n, p in backbone.module.named_parameters()}
-    tuned = _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, embeddings)
-    ft_score = _score(tuned.scores(texts=[texts[i] for i in valid_part]), target[valid_part], encoder)
+    ft_scores = []
+    for train, held in folds:
+        inner_fit, inner_valid = _validation_split([_row_key(target[i]) for i in train], encoder.task, config)
+        inner_valid = None if inner_valid is None else train[inner_valid]
+        tuned = _finetune(backbone, texts, target, encoder, config, train[inner_fit], inner_valid, embeddings)
+        ft_scores.append(_score(tuned.scores([texts[i] for i in held]), target[held], encoder))
+        restore(backbone, {n: original[n] for n in tuned.finetuned})
+    ft_score = float(np.mean(ft_scores))
     decision["finetune"] = round(ft_score, 4)
-    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
     if ft_score > fe_score + AUTO_MARGIN:
-        tuned.info["auto"] = {
-            **decision,
-            "chosen": "finetune",
-            "reason": f"finetune: validation {metric} {ft_score:.3f} vs {fe_score:.3f} for feature-extraction",
-        }
-        say(f"auto chose finetune: {tuned.info['auto']['reason']}", quiet=config.quiet)
+        tuned = _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, embeddings)
+        reason = f"finetune: {len(folds)}-fold {metric} {ft_score:.3f} vs {fe_score:.3f} for feature-extraction"
+        tuned.info["auto"] = {**decision, "chosen": "finetune", "reason": reason}
+        say(f"auto chose {reason}", quiet=config.quiet)
         return tuned
-    restore(backbone, {n: original[n] for n in tuned.finetuned})
     reason = (
-        f"feature-extraction: validation {metric} {fe_score:.3f} vs {ft_score:.3f} for finetune "
+        f"feature-extraction: {len(folds)}-fold {metric} {fe_score:.3f} vs {ft_score:.3f} for finetune "
         f"(fine-tuning must win by more than {AUTO_MARGIN} to justify its cost)"
     )
-    return _auto_final(backbone, texts, target, encoder, config, embeddings, decision, reason)
+    return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
 
 
-def _auto_final(backbone, texts, target, encoder, config, embeddings, decision, reason) -> TransferModel:
-    head, info = fit_head(embeddings, target, encoder, config)  # refit on all training data
-    return _auto_result(
-        backbone,
-        head,
-        encoder,
-        config,
-        "feature-extraction",
-        {**info, "auto": {**decision, "chosen": "feature-extraction", "reason": reason}},
-    )
+def _row_key(value: Any) -> Any:
+    """A hashable label for stratification (class index), or the value itself."""
+    return value.item() if isinstance(value, np.generic) else tuple(value) if isinstance(value, np.ndarray) else value
+
+
+def _folds(target: np.ndarray, encoder: TargetEncoder, config: FitConfig) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """AUTO_FOLDS (train, held-out) index pairs: stratified for classification; None when data are too few."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(target)
+    if encoder.task == "classification":
+        if np.bincount(target).min() < AUTO_FOLDS or n < 4 * AUTO_FOLDS:
+            return None
+        splitter = StratifiedKFold(AUTO_FOLDS, shuffle=True, random_state=config.seed)
+        return list(splitter.split(np.zeros(n), target))
+    if n < 4 * AUTO_FOLDS:
+        return None
+    return list(KFold(AUTO_FOLDS, shuffle=True, random_state=config.seed).split(np.zeros(n)))
+
+
+def _auto_final(embeddings, backbone, target, encoder, config, decision, reason) -> TransferModel:
+    head, info = fit_head(embeddings, target, encoder, config)  # on all training data
+    info = {**info, "auto": {**decision, "chosen": "feature-extraction", "reason": reason}}
+    return _auto_result(backbone, head, encoder, config, "feature-extraction", info)
 
 
 def _auto_result(backbone, head, encoder, config, strategy, info) -> TransferModel:
