@@ -7,7 +7,7 @@ emptied for every run, so the timing is not flattered by it. The one-time ONNX e
 (about 2 s, kept in the cache folder like a downloaded model) is done once before any timing.
 
 Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 tokens):
-  tk-fe       transferkit strategy="feature-extraction" (logistic head, C by cross-validation)
+  tk-fe       transferkit strategy="feature-extraction" (logistic head, C=1)
   tk-ft       transferkit strategy="finetune" (top 2 blocks, LP-FT init, early stopping)
   tk-auto     transferkit strategy="auto"
   st-logreg   sentence-transformers embeddings + scikit-learn LogisticRegression() (defaults)
@@ -15,6 +15,7 @@ Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 to
   tfidf-lr    TF-IDF word 1-2 + char 2-5 grams + logistic regression (C by cross-validation)
 
 Run:  python benchmarks/text_fewshot.py [--datasets spam-assassin,afinn] [--budgets 8,16,64] [--seeds 3]
+      python benchmarks/text_fewshot.py --table-only   # print the table of the last run from its JSON
 """
 
 from __future__ import annotations
@@ -124,7 +125,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "text_fewshot.json"))
+    parser.add_argument("--table-only", action="store_true", help="print the table from --output and exit")
     args = parser.parse_args()
+    if args.table_only:
+        rows = json.loads(Path(args.output).read_text())
+        print_table(rows, list(dict.fromkeys(r["method"] for r in rows)))
+        return
     budgets = [int(b) for b in args.budgets.split(",")]
     create_backbone("minilm", max_length=MAX_LENGTH).encode(["warm-up: export the ONNX graph"] * 256)
     methods = args.methods.split(",")
