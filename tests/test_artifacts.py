@@ -87,7 +87,7 @@ def test_overwrite_never_deletes_a_foreign_folder(tmp_path, fitted):
     foreign = tmp_path / "my-documents"
     foreign.mkdir()
     (foreign / "thesis.txt").write_text("precious")
-    with pytest.raises(TransferKitError, match="not a transferkit model; refusing"):
+    with pytest.raises(TransferKitError, match="transferkit did not write; refusing"):
         tk.save(fitted, foreign, overwrite=True)
     assert (foreign / "thesis.txt").read_text() == "precious"
 

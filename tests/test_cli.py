@@ -163,7 +163,7 @@ def _(folder, inputs):
     (folder / "thesis").mkdir()
     (folder / "thesis" / "chapter1.md").write_text("months of work\n", encoding="utf-8")
     args = ["fit", spam_copy(folder, inputs), "-o", folder / "thesis", "--overwrite", *TOY]
-    return args, r"output '.*thesis' is a non-empty folder that is not a transferkit model; refusing to replace it"
+    return args, r"output '.*thesis' is a non-empty folder that transferkit did not write; refusing to replace it"
 
 
 @bad_input("evaluate a non-model folder")
@@ -307,8 +307,8 @@ def test_default_real_backbone_auto_fit_and_predict(fits, uses, work, spam_csv):
     """The path a user runs by default: the bundled MiniLM, here with --strategy auto, then predict."""
     result = succeeded(fits["minilm"])
     config = json.loads((work / "minilm-model" / "config.json").read_text(encoding="utf-8"))
-    assert config["backbone"]["name"] == "minilm"
-    assert config["training"]["auto"]["chosen"] in ("feature-extraction", "finetune")
+    assert config["backbone"]["name"] == ("tfidf" if config["strategy"] == "tfidf-lr" else "minilm")
+    assert config["training"]["auto"]["chosen"] in ("feature-extraction", "finetune", "tfidf-lr")
     assert "auto:" in result.stdout
     assert config["metrics"]["macro_f1"] > 0.5  # better than guessing on 12 balanced held-out e-mails
     results, _ = uses

@@ -67,7 +67,8 @@ def test_every_strategy_and_task_on_toy_backbone(strategy, task_name, data):
     expected = "feature-extraction" if strategy == "feature-extraction" else None
     assert model.strategy == (expected or model.strategy)
     if strategy == "auto":
-        assert model.info["auto"]["chosen"] in ("feature-extraction", "finetune") and model.info["auto"]["reason"]
+        assert model.info["auto"]["chosen"] in ("feature-extraction", "finetune", "tfidf-lr")
+        assert model.info["auto"]["reason"]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -201,8 +202,8 @@ def test_auto_skips_finetuning_beyond_the_time_budget(spam_frame):
         backbone="toy-text",
         config=FitConfig(strategy="auto", time_budget=0.001, quiet=True),
     )
-    assert model.strategy == "feature-extraction"
-    assert "time budget" in model.info["auto"]["reason"] and "finetune" not in model.info["auto"]
+    assert model.strategy != "finetune" and model.info["auto"]["chosen"] in ("feature-extraction", "tfidf-lr")
+    assert "time budget" in model.info["auto"]["reason"] and "finetune" not in model.info["auto"]["scores"]
 
 
 def test_fit_is_deterministic_with_a_seed(spam_frame):

@@ -50,15 +50,8 @@ def fit(
     config = FitConfig(**settings)
     if output is not None:
         check_output(output, overwrite=overwrite)
-    labeled = (
-        data
-        if isinstance(data, LabeledData)
-        else load_labeled(data, text_col=text_col, label_col=label_col, task=task, label_sep=label_sep)
-    )
-    if test is not None:
-        held_out = load_labeled(
-            test, text_col=labeled.text_col, label_col=labeled.label_col, task=labeled.task, label_sep=label_sep
-        )
+    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep)
+    if held_out is not None:
         train_texts, train_y, test_texts, test_y = labeled.texts, labeled.y, held_out.texts, held_out.y
     elif test_size > 0:
         if not 0 < test_size < 1:
@@ -83,20 +76,84 @@ def fit(
         "n_train": len(train_texts),
         "n_test": len(test_texts),
     }
+    calibration = None
     if test_texts:
-        model.metrics = _metrics(model, test_texts, test_y, quiet=config.quiet)
+        model.metrics, calibration = _metrics(model, test_texts, test_y, quiet=config.quiet, with_calibration=True)
     if output is not None:
-        save_model(model, output, overwrite=overwrite)
+        from transferkit.evaluation.report import model_report
+
+        save_model(model, output, overwrite=overwrite, documents={"report.html": model_report(model, calibration)})
     return model
 
 
-def _metrics(model: TransferModel, texts: list[str], y: list[Any], *, quiet: bool = True) -> dict[str, Any]:
-    predicted = model.predict(texts, quiet=quiet)
+def _load_with_test(data, test, text_col, label_col, task, label_sep) -> tuple[LabeledData, LabeledData | None]:
+    """The labeled data and, when given, a test file read with the same columns and task."""
+    labeled = (
+        data
+        if isinstance(data, LabeledData)
+        else load_labeled(data, text_col=text_col, label_col=label_col, task=task, label_sep=label_sep)
+    )
+    if test is None:
+        return labeled, None
+    held_out = load_labeled(
+        test, text_col=labeled.text_col, label_col=labeled.label_col, task=labeled.task, label_sep=label_sep
+    )
+    return labeled, held_out
+
+
+def compare(
+    data: str | Path | pd.DataFrame | LabeledData,
+    *,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    task: str | None = None,
+    label_sep: str = "|",
+    test: str | Path | pd.DataFrame | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Learning curves of transfer vs from-scratch baselines on ``data``; see
+    :func:`transferkit.evaluation.compare.compare` for the options. With ``output``, writes ``report.html``
+    and ``compare.json`` there (all or nothing)."""
+    from transferkit.artifacts import atomic_folder, write_json
+    from transferkit.evaluation.compare import compare as run_compare
+    from transferkit.evaluation.report import compare_report
+
+    if output is not None:
+        check_output(output, overwrite=overwrite)
+    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep)
+    result = run_compare(labeled, test=held_out, **options)
+    if output is not None:
+        with atomic_folder(Path(output).expanduser()) as folder:
+            write_json(folder / "compare.json", result)
+            (folder / "report.html").write_text(compare_report(result), encoding="utf-8")
+    return result
+
+
+def _metrics(
+    model: TransferModel, texts: list[str], y: list[Any], *, quiet: bool = True, with_calibration: bool = False
+):
+    """Test metrics (plus the expected calibration error for classifiers); with ``with_calibration``, also
+    the reliability bins for the report, as ``(metrics, calibration)``."""
+    from transferkit.evaluation.calibration import expected_calibration_error, reliability_bins
+
+    scores = model.scores(texts, quiet=quiet)
+    predicted = model.predict_from_scores(scores)
     classes = None
+    calibration = None
     if model.task != "regression":
         seen = {v for row in y for v in row} if model.task == "multilabel" else set(map(str, y))
         classes = model.classes + sorted(seen - set(model.classes))
-    return compute_metrics(model.task, y, predicted, classes)
+    metrics = compute_metrics(model.task, y, predicted, classes)
+    unseen = model.task == "classification" and not set(map(str, y)) <= set(model.classes)
+    if model.task != "regression" and not unseen:  # ECE needs every true class among the model's outputs
+        probabilities = model.proba_from_scores(scores)
+        known = [[v for v in row if str(v) in model.classes] for row in y] if model.task == "multilabel" else y
+        truth = model.target.encode(known)
+        metrics["ece"] = round(expected_calibration_error(probabilities, truth, model.task), 4)
+        calibration = {"ece": metrics["ece"], "reliability": reliability_bins(probabilities, truth, model.task)}
+    return (metrics, calibration) if with_calibration else metrics
 
 
 def evaluate(

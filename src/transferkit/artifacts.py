@@ -2,7 +2,9 @@
 
 A model folder holds ``config.json`` (task, labels, strategy, settings, the backbone reference with the
 SHA-256 of its pre-trained weights, metrics), ``head.safetensors`` and, for fine-tuned models,
-``backbone.safetensors`` with the parameters fine-tuning changed. Folders are written to a hidden
+``backbone.safetensors`` with the parameters fine-tuning changed. A TF-IDF baseline (chosen by ``auto`` when
+it beats transfer) stores its idf weights in ``features.safetensors`` and its vocabulary, in column order, in
+``vocabulary.json``. Folders are written to a hidden
 temporary sibling and renamed into place, so an interrupted save never leaves a half-written model.
 """
 
@@ -32,6 +34,8 @@ FORMAT_VERSION = 1
 CONFIG = "config.json"
 HEAD = "head.safetensors"
 BACKBONE = "backbone.safetensors"
+FEATURES = "features.safetensors"
+VOCABULARY = "vocabulary.json"
 
 
 def _json_default(value: Any) -> Any:
@@ -73,9 +77,9 @@ def check_output(path: str | Path, *, overwrite: bool) -> Path:
             )
         if not path.is_dir():
             raise TransferKitError(f"output {str(path)!r} is a file; choose a folder path")
-        if any(path.iterdir()) and not is_model_folder(path):
+        if any(path.iterdir()) and not (is_model_folder(path) or (path / "compare.json").is_file()):
             raise TransferKitError(
-                f"output {str(path)!r} is a non-empty folder that is not a transferkit model; refusing to replace it"
+                f"output {str(path)!r} is a non-empty folder that transferkit did not write; refusing to replace it"
             )
     return path
 
@@ -101,9 +105,19 @@ def atomic_folder(path: Path) -> Iterator[Path]:
 
 
 def save_model(
-    model: TransferModel, path: str | Path, *, overwrite: bool = False, extra: dict[str, Any] | None = None
+    model: TransferModel,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    extra: dict[str, Any] | None = None,
+    documents: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``model`` to the folder ``path``; ``extra`` maps file names to JSON-ready objects to add."""
+    """Write ``model`` to the folder ``path``.
+
+    Args:
+        extra: File names -> JSON-ready objects to add.
+        documents: File names -> text to add (the HTML report).
+    """
     from transferkit import __version__
 
     path = check_output(path, overwrite=overwrite)
@@ -117,6 +131,7 @@ def save_model(
         "backbone": model.backbone.reference(),
         "head": model.head.config(),
         "finetuned_parameters": len(model.finetuned),
+        "temperature": model.temperature,
         "settings": model.config.to_json(),
         "training": model.info,
         "metrics": model.metrics,
@@ -126,11 +141,16 @@ def save_model(
         save_file(model.head.state(), str(folder / HEAD))
         if model.finetuned:
             save_file(model.finetuned_state(), str(folder / BACKBONE))
+        if config["backbone"].get("kind") == "tfidf":
+            save_file(model.backbone.state(), str(folder / FEATURES))
+            write_json(folder / VOCABULARY, model.backbone.vocabulary())
         write_json(folder / CONFIG, config)
         if model.metrics:
             write_json(folder / "metrics.json", model.metrics)
         for name, content in (extra or {}).items():
             write_json(folder / name, content)
+        for name, text in (documents or {}).items():
+            (folder / name).write_text(text, encoding="utf-8")
     return path
 
 
@@ -153,7 +173,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         raise ModelFolderError(f"model folder {str(path)!r} is damaged: {HEAD} is missing; fit the model again")
     settings = FitConfig.from_json({**config.get("settings", {}), "quiet": True, "cache_dir": cache_dir})
     reference = config["backbone"]
-    backbone = create_backbone(reference)
+    backbone = _load_tfidf(path, reference) if reference.get("kind") == "tfidf" else create_backbone(reference)
     expected = reference.get("weights_sha256")
     if expected and backbone.weights_hash != expected:
         raise ModelFolderError(
@@ -187,4 +207,17 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
     )
     model.metrics = config.get("metrics", {})
     model.data_info = config.get("data", {})
+    model.temperature = float(config.get("temperature", 1.0))
     return model
+
+
+def _load_tfidf(path: Path, reference: dict[str, Any]):
+    from transferkit.evaluation.baselines import TfidfFeatures
+
+    try:
+        vocabulary = json.loads((path / VOCABULARY).read_text(encoding="utf-8"))
+        return TfidfFeatures.from_state(reference, load_file(str(path / FEATURES)), vocabulary)
+    except (OSError, KeyError, ValueError, SafetensorError) as error:
+        raise ModelFolderError(
+            f"model folder {str(path)!r} is damaged ({type(error).__name__}: {error}); fit again"
+        ) from None

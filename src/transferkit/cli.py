@@ -96,6 +96,9 @@ def fit(
         float, typer.Option(help="Fine-tuning: L2-SP strength toward pre-trained weights (0 = off).")
     ] = 0.0,
     time_budget: Annotated[float, typer.Option(help="auto: seconds it may spend.")] = 600.0,
+    calibrate: Annotated[
+        bool, typer.Option(help="Temperature scaling on held-out scores, so probabilities can be trusted.")
+    ] = False,
     max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed (splits, initialisation, shuffling).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
@@ -126,6 +129,7 @@ def fit(
         layer_decay=layer_decay,
         l2sp=l2sp,
         time_budget=time_budget,
+        calibrate=calibrate,
         max_length=max_length,
         seed=seed,
         quiet=quiet,
@@ -136,8 +140,71 @@ def fit(
             _write_json(json_path, model.metrics)
     if "auto" in model.info:
         out.print(f"auto: {model.info['auto']['reason']}", highlight=False, markup=False, soft_wrap=True)
-    saved = f"saved model to {output} ({model.info.get('fit_seconds', 0):.1f}s to fit)"
+    seconds = model.info.get("fit_seconds", 0)
+    saved = f"saved model to {output} ({seconds:.1f}s to fit); report: {output / 'report.html'}"
     out.print(saved, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@friendly
+def compare(
+    data: Annotated[str, typer.Argument(help="Labeled data file or built-in data set: the training pool.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.html and compare.json.")],
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    test: Annotated[
+        str | None, typer.Option(help="Separate test file; otherwise --test-size of the data is held out.")
+    ] = None,
+    test_size: Annotated[float, typer.Option(help="Share of the data held out as the test set.")] = 0.2,
+    budgets: Annotated[
+        str, typer.Option(help="Labels per class (examples for regression), comma-separated; 'full' = all.")
+    ] = "4,8,16,32,64,full",
+    seeds: Annotated[int, typer.Option(help="Samples per budget (the full set runs once).")] = 3,
+    strategies: Annotated[
+        str, typer.Option(help="Transfer arms: feature-extraction, finetune, auto (comma-separated).")
+    ] = "feature-extraction,finetune",
+    baselines: Annotated[
+        str | None, typer.Option(help="Scratch arms (default: all for the modality: tfidf-lr, scratch-encoder).")
+    ] = None,
+    backbone: Annotated[str, typer.Option(help="Backbone of the transfer arms.")] = "minilm",
+    max_run_seconds: Annotated[
+        float, typer.Option(help="Skip an arm at a budget when its run is predicted to take longer.")
+    ] = 600.0,
+    max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Is transfer worth it here? Learning curves of transfer vs from-scratch baselines, verdicts, savings."""
+    from transferkit.api import compare as compare_api
+
+    result = compare_api(
+        data,
+        output=output,
+        overwrite=overwrite,
+        text_col=text_col,
+        label_col=label_col,
+        test=test,
+        test_size=test_size,
+        budgets=budgets,
+        seeds=seeds,
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
+        baselines=None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
+        backbone=backbone,
+        max_run_seconds=max_run_seconds,
+        max_length=max_length,
+        quiet=quiet,
+    )
+    table = Table(title=f"{result['metric']} by labeled examples (mean over seeds)", title_justify="left")
+    table.add_column("arm")
+    for budget in result["budgets"]:
+        table.add_column(budget, justify="right")
+    for arm, curve in result["curves"].items():
+        points = {p["budget"]: f"{p['score']:.3f} ({p['seconds']:.0f}s)" for p in curve}
+        table.add_row(arm, *[points.get(b, "skipped") for b in result["budgets"]])
+    for line in result["summary"]:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    out.print(table)
+    out.print(f"report: {output / 'report.html'}, data: {output / 'compare.json'}", highlight=False, markup=False)
 
 
 @app.command()

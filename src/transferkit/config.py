@@ -29,6 +29,7 @@ class FitConfig:
         patience: Early stopping: epochs without validation improvement before stopping.
         validation_fraction: Share of the training data held out for early stopping and for ``auto``.
         time_budget: Seconds ``auto`` may spend; fine-tuning is skipped when its estimate exceeds what is left.
+        calibrate: Classification: fit a temperature on held-out scores so probabilities are honest.
         max_length: Tokens per text (longer texts are truncated).
         seed: Random seed for splits, initialisation and shuffling.
         cache_dir: Where to cache embeddings (default ``~/.cache/transferkit``).
@@ -49,6 +50,7 @@ class FitConfig:
     patience: int = 2
     validation_fraction: float = 0.2
     time_budget: float = 600.0
+    calibrate: bool = False
     max_length: int = 128
     seed: int | None = 0
     cache_dir: str | None = None

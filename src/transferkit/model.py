@@ -36,6 +36,7 @@ class TransferModel:
         strategy: The strategy that produced it ("feature-extraction" or "finetune").
         finetuned: Names of backbone parameters changed by fine-tuning (saved next to the head).
         info: Training facts (validation scores, epochs, why ``auto`` chose what it chose...).
+        temperature: Probabilities come from ``scores / temperature`` (1 = uncalibrated; see :meth:`calibrate`).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class TransferModel:
         self.info = info or {}
         self.metrics: dict[str, Any] = {}
         self.data_info: dict[str, Any] = {}
+        self.temperature = 1.0
 
     @property
     def task(self) -> str:
@@ -68,7 +70,9 @@ class TransferModel:
         return self.target.classes
 
     def embeddings(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
-        """Pooled embeddings from the (possibly fine-tuned) backbone."""
+        """Pooled embeddings from the (possibly fine-tuned) backbone (sparse features for TF-IDF baselines)."""
+        if not isinstance(self.backbone, Backbone):
+            return self.backbone.encode(texts)
         if not self.finetuned:
             return embed(
                 self.backbone, texts, cache_dir=self.config.cache_dir, use_cache=self.config.use_cache, quiet=quiet
@@ -83,6 +87,7 @@ class TransferModel:
         """Class probabilities (n, n_classes); per-label probabilities for multi-label."""
         if self.task == "regression":
             raise TypeError("probabilities are defined for classification only")
+        scores = scores / self.temperature
         if self.task == "multilabel":
             return _sigmoid(scores)
         if scores.shape[1] == 1:
@@ -104,6 +109,20 @@ class TransferModel:
 
     def predict_proba(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
         return self.proba_from_scores(self.scores(texts, quiet=quiet))
+
+    def calibrate(self, texts: Sequence[str], y: Sequence[Any], *, quiet: bool = True) -> float:
+        """Temperature scaling (Guo et al. 2017, https://arxiv.org/abs/1706.04599) on held-out labeled data.
+
+        Fits one temperature that minimises the negative log-likelihood of ``y``; predictions (argmax) do not
+        change, probabilities become honest. Returns the temperature.
+        """
+        from transferkit.evaluation.calibration import fit_temperature
+
+        if self.task == "regression":
+            raise TypeError("calibration applies to classifiers; this model does regression")
+        self.temperature = 1.0
+        self.temperature = fit_temperature(self.scores(texts, quiet=quiet), self.target.encode(list(y)), self.task)
+        return self.temperature
 
     def finetuned_state(self) -> dict[str, torch.Tensor]:
         state = self.backbone.module.state_dict()

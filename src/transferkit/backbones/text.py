@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import socket
 from collections.abc import Sequence
@@ -68,6 +69,14 @@ class TransformerTextBackbone(Backbone):
         self._onnx = None
         self.dim = int(model.config.hidden_size)
         self._layers = _find_layers(model)
+
+    def __deepcopy__(self, memo: dict) -> TransformerTextBackbone:
+        """Copies share nothing mutable; the ONNX session (not copyable) is rebuilt lazily by the copy."""
+        clone = copy.copy(self)
+        clone._model = copy.deepcopy(self._model, memo)
+        clone._layers = _find_layers(clone._model)
+        clone._onnx = None
+        return clone
 
     @property
     def module(self) -> torch.nn.Module:

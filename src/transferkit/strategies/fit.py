@@ -57,16 +57,51 @@ def fit_model(
         backbone = copy.deepcopy(backbone)  # fine-tuning moves weights: never mutate the caller's backbone
     encoder = TargetEncoder.fit(y, task)
     target = encoder.encode(y)
+    fit_part, valid_part = np.arange(len(y)), None
     if config.strategy == "feature-extraction":
         embeddings = _embed(backbone, texts, config)
         head, info = fit_head(embeddings, target, encoder, config)
-        return TransferModel(
+        model = TransferModel(
             backbone=backbone, head=head, target=encoder, config=config, strategy="feature-extraction", info=info
         )
-    fit_part, valid_part = _validation_split(y, task, config)
-    if config.strategy == "finetune":
-        return _finetune(backbone, texts, target, encoder, config, fit_part, valid_part)
-    return _auto(backbone, texts, target, encoder, config, fit_part, valid_part)
+    else:
+        fit_part, valid_part = _validation_split(y, task, config)
+        if config.strategy == "finetune":
+            model = _finetune(backbone, texts, target, encoder, config, fit_part, valid_part)
+        else:
+            model = _auto(backbone, texts, target, encoder, config, fit_part, valid_part)
+    if config.calibrate and task != "regression":
+        _calibrate(model, texts, target, encoder, config, valid_part)
+    return model
+
+
+def _calibrate(model, texts, target, encoder, config, valid_part) -> None:
+    """Temperature scaling on data the model did not train on: the fine-tuning validation split, or
+    out-of-fold scores (heads refitted per fold) for feature extraction and scratch baselines."""
+    from transferkit.evaluation.calibration import fit_temperature
+
+    if model.finetuned:
+        if valid_part is None:
+            model.info["calibration"] = "skipped: too few examples to hold out a validation split"
+            return
+        scores, truth, source = model.scores([texts[i] for i in valid_part]), target[valid_part], "validation split"
+    else:
+        folds = _folds(target, encoder, config)
+        if folds is None:
+            model.info["calibration"] = "skipped: too few examples per class for out-of-fold scores"
+            return
+        scores = np.zeros((len(texts), encoder.n_outputs), dtype=np.float64)
+        for train, held in folds:
+            if model.strategy == "tfidf-lr":
+                part = _fit_baseline("tfidf-lr", [texts[i] for i in train], target[train], encoder, config)
+                scores[held] = part.scores([texts[i] for i in held])
+            else:
+                embeddings = _embed(model.backbone, texts, config)
+                head, _ = fit_head(embeddings[train], target[train], encoder, config)
+                scores[held] = head.scores(embeddings[held])
+        truth, source = target, f"{len(folds)}-fold out-of-fold scores"
+    model.temperature = fit_temperature(scores, truth, encoder.task)
+    model.info["calibration"] = {"method": "temperature", "temperature": round(model.temperature, 4), "on": source}
 
 
 def _embed(backbone: Backbone, texts: list[str], config: FitConfig) -> np.ndarray:
@@ -93,61 +128,94 @@ def _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, em
 
 
 def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> TransferModel:
-    """Compare feature extraction and fine-tuning by k-fold cross-validation; keep the better, say why.
+    """Compare the strategies (and a cheap from-scratch baseline) by k-fold cross-validation; keep the best.
 
     A single small validation split (4 examples at 8 labels per class) picks the worse strategy about as
-    often as the better one, so both strategies are scored on the held-out folds of the whole training set
+    often as the better one, so every arm is scored on the held-out folds of the whole training set
     (fine-tuning early-stops on an inner split of each fold's training part, never on the scored fold).
-    Fine-tuning must win by more than ``AUTO_MARGIN``; ties go to the cheaper feature extraction. When the
-    time budget cannot cover the ``AUTO_FOLDS + 1`` fine-tuning runs, fine-tuning is skipped and the
-    reason says so.
+
+    Arms: feature extraction; fine-tuning, when the backbone has gradients and the time budget covers its
+    ``AUTO_FOLDS + 1`` runs; and the cheap scratch baselines of the modality (TF-IDF + logistic regression
+    for text), so that where transfer does not pay, auto says so and does not use it (negative transfer).
+    An arm replaces the cheaper feature extraction only when it wins by more than ``AUTO_MARGIN``.
     """
+    from transferkit.evaluation.baselines import BASELINES, baselines_for
+
     start = time.perf_counter()
     embeddings = _embed(backbone, texts, config)
     folds = _folds(target, encoder, config)
     if folds is None:
         reason = "too few examples per class to cross-validate; used the cheaper feature-extraction"
         return _auto_final(embeddings, backbone, target, encoder, config, {}, reason)
+    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
+    scores: dict[str, float] = {}
     fe_scores = []
     for train, held in folds:
         head, _ = fit_head(embeddings[train], target[train], encoder, config)
         fe_scores.append(_score(head.scores(embeddings[held]), target[held], encoder))
-    fe_score = float(np.mean(fe_scores))
-    estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config) * (len(folds) + 1)
-    left = config.time_budget - (time.perf_counter() - start)
-    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
-    decision: dict[str, Any] = {
-        "folds": len(folds),
-        "feature-extraction": round(fe_score, 4),
-        "finetune_estimate_s": round(estimate, 1),
-    }
-    if estimate > left:
-        reason = (
-            f"feature-extraction ({len(folds)}-fold {metric} {fe_score:.3f}); fine-tuning skipped: measuring it "
-            f"would take ~{estimate:.0f}s and the time budget leaves {max(left, 0):.0f}s"
-        )
-        return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
-    original = {n: p.detach().clone() for n, p in backbone.module.named_parameters()}
-    ft_scores = []
-    for train, held in folds:
-        inner_fit, inner_valid = _validation_split([_row_key(target[i]) for i in train], encoder.task, config)
-        inner_valid = None if inner_valid is None else train[inner_valid]
-        tuned = _finetune(backbone, texts, target, encoder, config, train[inner_fit], inner_valid, embeddings)
-        ft_scores.append(_score(tuned.scores([texts[i] for i in held]), target[held], encoder))
-        restore(backbone, {n: original[n] for n in tuned.finetuned})
-    ft_score = float(np.mean(ft_scores))
-    decision["finetune"] = round(ft_score, 4)
-    if ft_score > fe_score + AUTO_MARGIN:
+    scores["feature-extraction"] = float(np.mean(fe_scores))
+    scratch = [
+        name
+        for name in baselines_for(backbone.modality)
+        if BASELINES.info(name)["cost"] == "cheap" and all(isinstance(t, str) for t in texts)
+    ]
+    for name in scratch:
+        fold_scores = []
+        for train, held in folds:
+            model = _fit_baseline(name, [texts[i] for i in train], target[train], encoder, config)
+            fold_scores.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
+        scores[name] = float(np.mean(fold_scores))
+    decision: dict[str, Any] = {"folds": len(folds), "scores": {k: round(v, 4) for k, v in scores.items()}}
+    note = ""
+    if not getattr(backbone, "trainable", True):
+        note = f"; fine-tuning skipped: {backbone.name} has no gradients"
+    elif len(texts) < 4 * AUTO_FOLDS:
+        note = f"; fine-tuning skipped: {len(texts)} examples are too few to fine-tune and validate it"
+    else:
+        estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config) * (len(folds) + 1)
+        left = config.time_budget - (time.perf_counter() - start)
+        decision["finetune_estimate_s"] = round(estimate, 1)
+        if estimate > left:
+            note = (
+                f"; fine-tuning skipped: measuring it would take ~{estimate:.0f}s and the time budget leaves "
+                f"{max(left, 0):.0f}s"
+            )
+        else:
+            original = {n: p.detach().clone() for n, p in backbone.module.named_parameters()}
+            ft_scores = []
+            for train, held in folds:
+                inner_fit, inner_valid = _validation_split([_row_key(target[i]) for i in train], encoder.task, config)
+                inner_valid = None if inner_valid is None else train[inner_valid]
+                tuned = _finetune(backbone, texts, target, encoder, config, train[inner_fit], inner_valid, embeddings)
+                ft_scores.append(_score(tuned.scores([texts[i] for i in held]), target[held], encoder))
+                restore(backbone, {n: original[n] for n in tuned.finetuned})
+            scores["finetune"] = float(np.mean(ft_scores))
+            decision["scores"]["finetune"] = round(scores["finetune"], 4)
+    # The cheapest arm holds unless another beats it by the margin; among those, the best score wins.
+    challengers = {k: v for k, v in scores.items() if v > scores["feature-extraction"] + AUTO_MARGIN}
+    chosen = max(challengers, key=challengers.get) if challengers else "feature-extraction"
+    listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+    reason = f"{chosen}: {len(folds)}-fold {metric} {listed}{note}"
+    if chosen == "feature-extraction" and len(scores) > 1:
+        reason += f" (another arm must win by more than {AUTO_MARGIN} to replace the cheaper feature-extraction)"
+    if chosen in scratch:
+        reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
+        model = _fit_baseline(chosen, texts, target, encoder, config)
+        model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
+        return _auto_result(model)
+    if chosen == "finetune":
         tuned = _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, embeddings)
-        reason = f"finetune: {len(folds)}-fold {metric} {ft_score:.3f} vs {fe_score:.3f} for feature-extraction"
         tuned.info["auto"] = {**decision, "chosen": "finetune", "reason": reason}
-        say(f"auto chose {reason}", quiet=config.quiet)
-        return tuned
-    reason = (
-        f"feature-extraction: {len(folds)}-fold {metric} {fe_score:.3f} vs {ft_score:.3f} for finetune "
-        f"(fine-tuning must win by more than {AUTO_MARGIN} to justify its cost)"
-    )
+        return _auto_result(tuned)
     return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
+
+
+def _fit_baseline(name: str, texts: list[str], target: np.ndarray, encoder: TargetEncoder, config: FitConfig):
+    from transferkit.evaluation.baselines import fit_tfidf_model
+
+    if name != "tfidf-lr":
+        raise ValueError(f"auto has no cheap baseline {name!r}")
+    return fit_tfidf_model(texts, target, encoder, config)
 
 
 def _row_key(value: Any) -> Any:
@@ -156,14 +224,16 @@ def _row_key(value: Any) -> Any:
 
 
 def _folds(target: np.ndarray, encoder: TargetEncoder, config: FitConfig) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """AUTO_FOLDS (train, held-out) index pairs: stratified for classification; None when data are too few."""
+    """Up to AUTO_FOLDS (train, held-out) index pairs, stratified for classification (as many folds as the
+    rarest class allows, at least 2); None when the data are too few to hold anything out."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = len(target)
     if encoder.task == "classification":
-        if np.bincount(target).min() < AUTO_FOLDS or n < 4 * AUTO_FOLDS:
+        folds = min(AUTO_FOLDS, int(np.bincount(target).min()))
+        if folds < 2:
             return None
-        splitter = StratifiedKFold(AUTO_FOLDS, shuffle=True, random_state=config.seed)
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
         return list(splitter.split(np.zeros(n), target))
     if n < 4 * AUTO_FOLDS:
         return None
@@ -173,12 +243,16 @@ def _folds(target: np.ndarray, encoder: TargetEncoder, config: FitConfig) -> lis
 def _auto_final(embeddings, backbone, target, encoder, config, decision, reason) -> TransferModel:
     head, info = fit_head(embeddings, target, encoder, config)  # on all training data
     info = {**info, "auto": {**decision, "chosen": "feature-extraction", "reason": reason}}
-    return _auto_result(backbone, head, encoder, config, "feature-extraction", info)
+    return _auto_result(
+        TransferModel(
+            backbone=backbone, head=head, target=encoder, config=config, strategy="feature-extraction", info=info
+        )
+    )
 
 
-def _auto_result(backbone, head, encoder, config, strategy, info) -> TransferModel:
-    say(f"auto chose {info['auto']['reason']}", quiet=config.quiet)
-    return TransferModel(backbone=backbone, head=head, target=encoder, config=config, strategy=strategy, info=info)
+def _auto_result(model: TransferModel) -> TransferModel:
+    say(f"auto chose {model.info['auto']['reason']}", quiet=model.config.quiet)
+    return model
 
 
 def _score(scores: np.ndarray, target: np.ndarray, encoder: TargetEncoder) -> float:
