@@ -8,7 +8,7 @@ Public API::
     model.predict(["my order never arrived"])
 """
 
-from transferkit.api import evaluate, fit, load, save
+from transferkit.api import compare, evaluate, fit, load, save
 from transferkit.backbones import BACKBONES, Backbone, create_backbone
 from transferkit.config import FitConfig
 from transferkit.errors import TransferKitError
@@ -26,6 +26,7 @@ __all__ = [
     "TransferModel",
     "TransferRegressor",
     "__version__",
+    "compare",
     "create_backbone",
     "evaluate",
     "fit",
