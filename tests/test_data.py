@@ -479,3 +479,14 @@ def test_multilabel_with_a_single_label(tmp_path):
     path = write(REVIEWS.assign(label="pos"), tmp_path / "one-tag.csv")
 
     assert_fails(path, match="column 'label' names fewer than two labels", task="multilabel")
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "classes"),
+    [("sotu-party", 3000, {"democratic", "republican"}), ("first-names", 8003, {"female", "male"})],
+)
+def test_builtin_ranking_sets_load_balanced_enough_and_without_duplicates(name, size, classes):
+    data = load_labeled(name)
+    assert (data.task, len(data.texts), set(data.y)) == ("classification", size, classes)
+    assert len(set(data.texts)) == size
+    assert min(data.y.count(c) for c in classes) > size / 3
