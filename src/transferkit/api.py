@@ -194,3 +194,20 @@ def load(path: str | Path) -> TransferModel:
 def save(model: TransferModel, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``model`` to a model folder (safetensors + JSON)."""
     return save_model(model, path, overwrite=overwrite)
+
+
+def rank(
+    data: str | Path | pd.DataFrame | LabeledData,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    task: str | None = None,
+    label_sep: str = "|",
+    **options: Any,
+) -> dict[str, Any]:
+    """Rank candidate backbones for ``data`` by transferability (LogME by default), before any training;
+    see :func:`transferkit.selection.rank.rank` for the options."""
+    from transferkit.selection.rank import rank as run_rank
+
+    labeled, _ = _load_with_test(data, None, text_col, label_col, task, label_sep)
+    return run_rank(labeled.texts, labeled.y, task=labeled.task, **options)

@@ -77,7 +77,10 @@ def fit(
     label_col: LabelCol = None,
     strategy: Annotated[str, typer.Option(help="feature-extraction | finetune | auto")] = "feature-extraction",
     backbone: Annotated[
-        str, typer.Option(help="Catalog name (`transferkit models`), Hugging Face folder or hub id.")
+        str,
+        typer.Option(
+            help="Catalog name (`transferkit models`), Hugging Face folder or hub id; auto: the best-ranked candidate."
+        ),
     ] = "minilm",
     task: Annotated[
         str | None, typer.Option(help="classification | multilabel | regression (inferred if omitted).")
@@ -205,6 +208,66 @@ def compare(
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     out.print(table)
     out.print(f"report: {output / 'report.html'}, data: {output / 'compare.json'}", highlight=False, markup=False)
+
+
+@app.command()
+@friendly
+def rank(
+    data: Annotated[str, typer.Argument(help="Labeled data file or built-in data set.")],
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    task: Annotated[
+        str | None, typer.Option(help="classification, multilabel or regression (inferred if omitted).")
+    ] = None,
+    candidates: Annotated[
+        str | None, typer.Option(help="Backbones to rank, comma-separated (default: every installed candidate).")
+    ] = None,
+    score: Annotated[str, typer.Option(help="Score that orders the ranking: logme, hscore, nleep, linear-probe.")] = (
+        "logme"
+    ),
+    probe: Annotated[bool, typer.Option(help="Also run the slow cross-validated linear probe, as a reference.")] = (
+        False
+    ),
+    max_examples: Annotated[int, typer.Option(help="Rank on a stratified sample of this many examples.")] = 1000,
+    rounds: Annotated[int, typer.Option(help="Bootstrap resamples for the stability of the top pick.")] = 100,
+    max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the ranking to this JSON file.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Which pre-trained backbone fits these data? Rank candidates by transferability in seconds, no training."""
+    from transferkit.api import rank as rank_api
+    from transferkit.selection.rank import FAST_SCORES
+
+    result = rank_api(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        task=task,
+        candidates=None if candidates is None else [c.strip() for c in candidates.split(",") if c.strip()],
+        score=score,
+        scores=[*FAST_SCORES, "linear-probe"] if probe else FAST_SCORES,
+        max_examples=max_examples,
+        rounds=rounds,
+        max_length=max_length,
+        quiet=quiet,
+    )
+    names = list(result["ranking"][0]["scores"])
+    table = Table(title=f"candidates ranked by {result['score']} ({result['task']}, n={result['n']})")
+    for column in ("rank", "backbone", "dim", *names, "top in resamples", "embed s", "score s"):
+        table.add_column(column, justify="left" if column == "backbone" else "right")
+    for row in result["ranking"]:
+        values = ["n/a" if row["scores"][n] is None else f"{row['scores'][n]:.4f}" for n in names]
+        share = result["stability"].get(row["name"])
+        table.add_row(
+            str(row["rank"]), row["name"], str(row["dim"]), *values, "" if share is None else f"{share:.0%}",
+            f"{row['seconds_embed']:.1f}", f"{row['seconds_score']:.2f}",
+        )  # fmt: skip
+    out.print(table)
+    for skipped in result["skipped"]:
+        out.print(f"skipped {skipped['name']}: {skipped['reason']}", highlight=False, markup=False, soft_wrap=True)
+    out.print(result["summary"], highlight=False, markup=False, soft_wrap=True)
+    if json_path:
+        _write_json(json_path, result)
 
 
 @app.command()

@@ -55,6 +55,7 @@ def minilm(**kwargs: Any) -> Backbone:
     dim=32,
     licence="Apache-2.0",
     description="tiny random character-level BERT, for tests and smoke runs (not a real model)",
+    rank=False,
 )
 def toy_text(**kwargs: Any) -> Backbone:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors

@@ -51,7 +51,10 @@ def fit_model(
         raise DataError(f"got {len(texts)} texts but {len(y)} labels; they must match one to one")
     if len(texts) < 2:
         raise DataError(f"need at least 2 labeled examples, got {len(texts)}")
-    if not isinstance(backbone, Backbone):
+    ranking = None
+    if backbone == "auto":
+        backbone, ranking = _choose_backbone(texts, y, task, config)
+    elif not isinstance(backbone, Backbone):
         backbone = create_backbone(backbone, max_length=config.max_length)
     elif config.strategy != "feature-extraction":
         backbone = copy.deepcopy(backbone)  # fine-tuning moves weights: never mutate the caller's backbone
@@ -72,7 +75,33 @@ def fit_model(
             model = _auto(backbone, texts, target, encoder, config, fit_part, valid_part)
     if config.calibrate and task != "regression":
         _calibrate(model, texts, target, encoder, config, valid_part)
+    if ranking is not None:
+        model.info["backbone_ranking"] = ranking
     return model
+
+
+def _choose_backbone(texts: list[str], y: list[Any], task: str, config: FitConfig) -> tuple[Backbone, dict]:
+    """``backbone="auto"``: the installed candidate with the best transferability score on these data
+    (skipping inference-only backbones when the strategy must fine-tune)."""
+    from transferkit.selection.rank import rank
+
+    result = rank(
+        texts, y, task=task, rounds=0, seed=config.seed, max_length=config.max_length,
+        cache_dir=config.cache_dir, use_cache=config.use_cache, quiet=config.quiet,
+    )  # fmt: skip
+    for row in result["ranking"]:
+        backbone = create_backbone(row["name"], max_length=config.max_length)
+        if config.strategy == "feature-extraction" or getattr(backbone, "trainable", True):
+            break
+    else:
+        raise DataError("no ranked candidate can be fine-tuned; use --strategy feature-extraction")
+    ranking = {
+        "score": result["score"],
+        "chosen": row["name"],
+        "scores": {r["name"]: r["scores"][result["score"]] for r in result["ranking"]},
+    }
+    say(f"backbone auto: {row['name']} ({result['summary']})", quiet=config.quiet)
+    return backbone, ranking
 
 
 def _calibrate(model, texts, target, encoder, config, valid_part) -> None:
