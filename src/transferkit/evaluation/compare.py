@@ -118,8 +118,8 @@ def compare(
         strategies: Transfer strategies to run ("feature-extraction", "finetune", "auto").
         baselines: Scratch baselines; default: every baseline registered for the data's modality.
         backbone: Backbone for the transfer arms (and the architecture of ``scratch-encoder``).
-        max_run_seconds: An arm whose next run is predicted (linearly in examples, from its last run) to take
-            longer than this is skipped at that budget, and the result says so.
+        max_run_seconds: An arm whose next run is predicted (a line through its times at the two largest
+            budgets) to take longer than this is skipped at that budget, and the result says so.
         rounds: Bootstrap rounds for the intervals.
         **settings: :class:`~transferkit.config.FitConfig` fields for the transfer arms (max_length, epochs...).
 
@@ -163,15 +163,15 @@ def compare(
           quiet=quiet)  # fmt: skip
     runs: list[dict[str, Any]] = []
     outputs: dict[tuple[str, str, int], tuple[np.ndarray, Any]] = {}
-    last: dict[str, tuple[int, float]] = {}
+    timings: dict[str, dict[int, list[float]]] = {}  # arm -> examples -> seconds of its runs
     with progress_bar("compare", len(plan) * len(arms), quiet=quiet) as advance:
         for budget, seed in plan:
             chosen = samples[(budget, seed)]
             train_texts, train_y = [pool_texts[i] for i in chosen], [pool_y[i] for i in chosen]
             for arm, kind in arms:
                 row = {"arm": arm, "kind": kind, "budget": str(budget), "seed": seed, "n": len(chosen)}
-                if arm in last and last[arm][1] * len(chosen) / last[arm][0] > max_run_seconds:
-                    estimate = last[arm][1] * len(chosen) / last[arm][0]
+                estimate = _predict_seconds(timings.get(arm, {}), len(chosen))
+                if estimate > max_run_seconds:
                     row["skipped"] = f"predicted {estimate:.0f}s > max_run_seconds {max_run_seconds:.0f}"
                     runs.append(row)
                     advance(1)
@@ -187,7 +187,7 @@ def compare(
                 seconds = time.perf_counter() - start
                 if kind != "scratch":  # cached embeddings it read: train (+ test when the encoder stayed frozen)
                     seconds += rate * (len(chosen) + (0 if model.finetuned else len(test_texts)))
-                last[arm] = (len(chosen), seconds)
+                timings.setdefault(arm, {}).setdefault(len(chosen), []).append(seconds)
                 score = float(stats.weighted_scores(task, truth, predicted, np.ones((1, len(truth))))[0])
                 row.update(score=score, seconds=seconds, strategy=model.strategy)
                 if "auto" in model.info:
@@ -209,6 +209,21 @@ def compare(
     )
     result["chosen"] = _chosen_details(result, runs, outputs, truth, target, test_y)
     return result
+
+
+def _predict_seconds(history: dict[int, list[float]], n: int) -> float:
+    """Seconds a run on ``n`` examples should take: the line through the mean times of the two largest sizes
+    run so far (a fixed part, such as encoding the test set, plus a part that grows with the examples);
+    proportional from one size; 0 (run it) with none."""
+    sizes = sorted(history)
+    if not sizes:
+        return 0.0
+    mean = {size: float(np.mean(history[size])) for size in sizes[-2:]}
+    if len(sizes) == 1 or n <= sizes[-1]:
+        return mean[sizes[-1]] * max(n / sizes[-1], 1.0)
+    (n1, s1), (n2, s2) = mean.items()
+    slope = max((s2 - s1) / (n2 - n1), 0.0)
+    return s2 + slope * (n - n2)
 
 
 def _encode_seconds_per_text(backbone: Backbone, texts: list[str], config: FitConfig) -> float:

@@ -1,12 +1,11 @@
 """Transferability scores: how well a frozen backbone's features suit a labeled target task, without training.
 
-Pure numpy (float64). Every score is "higher is better". Labels may be any hashable values; they are mapped
-to class indices in sorted order.
+Pure numpy (float64). Every score is "higher is better". Labels may be any sortable values (strings, ints);
+they are mapped to class indices in sorted order with ``np.unique``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,42 +13,67 @@ import numpy as np
 EPSILON = 1e-5  # LogME's guard against division by zero, as in the reference implementation
 
 
-def _features(features: Any) -> np.ndarray:
+def _features(features: Any, name: str = "features") -> np.ndarray:
     array = np.asarray(features, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] < 2:
-        raise ValueError(f"features must be a 2-D array (examples x dimensions) with 2+ rows, got shape {array.shape}")
+        raise ValueError(f"{name} must be a 2-D array (examples x dimensions) with 2+ rows, got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise ValueError("features contain NaN or infinite values; check the backbone's output")
+        raise ValueError(f"{name} contain NaN or infinite values; check the backbone's output")
     return array
 
 
 def _classes(y: Any, n: int) -> tuple[np.ndarray, int]:
+    """Class indices (n,) in sorted label order, and the number of classes."""
     labels = np.asarray(y).reshape(-1)
     if len(labels) != n:
         raise ValueError(f"got {n} feature rows but {len(labels)} labels; they must match one to one")
+    if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+        raise ValueError("labels contain NaN or infinite values")
     classes, index = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
         raise ValueError("need at least 2 classes to score transferability")
-    return index, len(classes)
+    return index.reshape(-1), len(classes)
+
+
+def _regression_targets(y: Any, n: int) -> np.ndarray:
+    """Regression targets as an (n, k) float64 array."""
+    try:
+        targets = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("regression targets must be numbers") from None
+    if targets.ndim not in (1, 2) or targets.shape[0] != n:
+        raise ValueError(f"regression targets must have shape ({n},) or ({n}, k), got {targets.shape}")
+    if not np.isfinite(targets).all():
+        raise ValueError(f"regression targets must be {n} finite numbers (or {n} rows of them)")
+    return targets.reshape(n, -1)
 
 
 def logme(features: Any, y: Any, *, regression: bool = False) -> float:
     """LogME: the maximum log evidence of a Bayesian linear model on the features, per example.
 
-    You et al., "LogME: Practical Assessment of Pre-trained Models for Transfer Learning", ICML 2021, with
-    the fixed-point iteration of You et al., "Ranking and Tuning Pre-trained Models: A New Paradigm for
-    Exploiting Model Hubs", JMLR 2022. Classification scores each one-hot column as a regression target and
-    averages; regression averages over target columns.
+    You et al., "LogME: Practical Assessment of Pre-trained Models for Transfer Learning", ICML 2021, computed
+    with the SVD-based fixed-point iteration of You et al., "Ranking and Tuning Pre-trained Models: A New
+    Paradigm for Exploiting Model Hubs", JMLR 2022 (``LogME._fit_fixed_point`` in github.com/thuml/LogME).
+    Classification scores each one-hot column as a regression target; the evidence, divided by n, is
+    averaged over classes (or over target columns for regression).
 
-    Shape:
-        features: (n, d). y: (n,) class labels, or (n,) / (n, k) numbers when ``regression``.
+    One deliberate difference from the official code: the log-determinant counts the d - rank(features) zero
+    eigenvalues of the d x d posterior precision, so the score is the true evidence also when n < d or the
+    features are rank-deficient (thuml/LogME issue #23, fix in PR #24; the ICML 2021 code path agrees). For
+    full-rank features with n > d the two are identical.
+
+    Args:
+        features: (n, d) frozen features.
+        y: (n,) class labels, or when ``regression`` (n,) / (n, k) numeric targets.
+        regression: Score numeric targets instead of classes.
+
+    Returns:
+        The mean log evidence per example (higher is better).
     """
     f = _features(features)
     n, d = f.shape
     if regression:
-        targets = np.asarray(y, dtype=np.float64).reshape(n, -1) if np.size(y) % n == 0 else None
-        if targets is None or not np.isfinite(targets).all():
-            raise ValueError(f"regression targets must be {n} finite numbers (or {n} rows of them)")
+        targets = _regression_targets(y, n)
     else:
         index, n_classes = _classes(y, n)
         targets = np.eye(n_classes)[index]
@@ -60,14 +84,22 @@ def logme(features: Any, y: Any, *, regression: bool = False) -> float:
         s, u = s[keep], (f @ vectors[:, keep]) / s[keep]
     else:
         u, s, _ = np.linalg.svd(f, full_matrices=False)
+        keep = s > 1e-10
+        s, u = s[keep], u[:, keep]
+    if len(s) == 0:
+        raise ValueError("features are all zero; LogME needs features with at least one nonzero direction")
     sigma = s**2
-    x2 = (u.T @ targets) ** 2  # (k, targets): squared coordinates of y in the feature basis
+    x2 = (u.T @ targets) ** 2  # (rank, targets): squared coordinates of y in the feature basis
     outside = (targets**2).sum(axis=0) - x2.sum(axis=0)  # energy of y outside the feature span
-    return float(np.mean([_log_evidence(x2[:, j], outside[j], sigma, n, d) for j in range(targets.shape[1])]))
+    return float(np.mean([_log_evidence(x2[:, j], outside[j], sigma, n) for j in range(targets.shape[1])]))
 
 
-def _log_evidence(x2: np.ndarray, outside: float, sigma: np.ndarray, n: int, d: int) -> float:
-    """Maximised log evidence per example of one target column (fixed-point updates of alpha and beta)."""
+def _log_evidence(x2: np.ndarray, outside: float, sigma: np.ndarray, n: int) -> float:
+    """Maximised log evidence per example of one target column (fixed-point updates of alpha and beta).
+
+    ``sigma`` holds the rank-many nonzero squared singular values; zero ones add (d - rank) * log(alpha) to
+    log|alpha I + beta F^T F|, which cancels that much of the d/2 * log(alpha) prior term, leaving rank/2.
+    """
     alpha = beta = 1.0
     for _ in range(11):  # converges in 2-3 steps in practice; the reference caps it at 11 too
         t = alpha / beta
@@ -78,7 +110,7 @@ def _log_evidence(x2: np.ndarray, outside: float, sigma: np.ndarray, n: int, d: 
         if abs(alpha / beta - t) / t <= 1e-3:
             break
     evidence = (
-        d / 2 * np.log(alpha)
+        len(sigma) / 2 * np.log(alpha)
         + n / 2 * np.log(beta)
         - 0.5 * np.log(alpha + beta * sigma).sum()
         - beta / 2 * res2
@@ -93,12 +125,18 @@ def h_score(features: Any, y: Any, *, shrinkage: bool = True) -> float:
 
     Bao et al., "An Information-Theoretic Approach to Transferability in Task Transfer Learning", ICIP 2019.
     With ``shrinkage`` (the default), the regularised H-score of Ibrahim et al., "Newer is Not Always Better:
-    Rethinking Transferability Metrics, Their Peculiarities, Stability and Performance", ECML-PKDD 2022:
-    cov(f) is replaced by its Ledoit-Wolf shrinkage estimate (weight a) and cov(E[f | y]) scaled by (1 - a),
-    which keeps the score stable when examples are few compared with dimensions.
+    Rethinking Transferability Metrics, Their Peculiarities, Stability and Performance", ECML-PKDD 2022
+    (arXiv:2110.06893): cov(f) is replaced by its Ledoit-Wolf estimate with shrinkage weight a, and
+    cov(E[f | y]) scaled by (1 - a), which keeps the score stable when examples are few compared with
+    dimensions. Without it, cov(f) is pseudo-inverted, as TLlib's ``h_score`` does.
 
-    Shape:
-        features: (n, d). y: (n,) class labels.
+    Args:
+        features: (n, d) frozen features.
+        y: (n,) class labels.
+        shrinkage: Use the Ledoit-Wolf regularised version.
+
+    Returns:
+        The H-score (higher is better); at most C - 1 for C classes with a proper covariance.
     """
     f = _features(features)
     index, n_classes = _classes(y, len(f))
@@ -106,33 +144,43 @@ def h_score(features: Any, y: Any, *, shrinkage: bool = True) -> float:
     means = np.zeros((n_classes, f.shape[1]))
     np.add.at(means, index, f)
     g = (means / counts[:, None])[index]  # every row replaced by its class mean
-    between = np.cov(g, rowvar=False)
+    between = np.cov(g, rowvar=False).reshape(f.shape[1], f.shape[1])
     if shrinkage:
-        from sklearn.covariance import LedoitWolf
+        from sklearn.covariance import ledoit_wolf
 
-        estimate = LedoitWolf().fit(f - f.mean(axis=0))
-        covariance, between = estimate.covariance_, (1 - estimate.shrinkage_) * between
+        covariance, a = ledoit_wolf(f - f.mean(axis=0))
+        between = (1 - a) * between
     else:
-        covariance = np.cov(f, rowvar=False)
+        covariance = np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
     return float(np.trace(np.linalg.pinv(covariance, rcond=1e-15) @ between))
 
 
 def nce(source_labels: Any, target_labels: Any) -> float:
     """NCE: the negative conditional entropy -H(Y | Z) of target labels Y given source-classifier labels Z.
 
-    Tran et al., "Transferability and Hardness of Supervised Classification Tasks", ICCV 2019. 0 when the
-    source label determines the target label; -H(Y) when they are independent.
+    Tran et al., "Transferability and Hardness of Supervised Classification Tasks", ICCV 2019, from the
+    empirical joint distribution of (Z, Y). 0 when the source label determines the target label; -H(Y) when
+    they are independent.
 
-    Shape:
-        source_labels, target_labels: (n,) hard labels.
+    Args:
+        source_labels: (n,) hard source labels Z, or (n, n_source_classes) source probabilities (their
+            argmax is used).
+        target_labels: (n,) target labels Y.
+
+    Returns:
+        -H(Y | Z) in nats (higher is better, at most 0).
     """
-    z = np.asarray(source_labels).reshape(-1)
-    target, _ = _classes(target_labels, len(z))
+    z = np.asarray(source_labels)
+    if z.ndim == 2 and z.shape[1] > 1:
+        z = _features(z, "source_probs").argmax(axis=1)
+    z = z.reshape(-1)
+    target, n_target = _classes(target_labels, len(z))
     _, z = np.unique(z, return_inverse=True)
-    joint = np.zeros((z.max() + 1, target.max() + 1))
+    z = z.reshape(-1)
+    joint = np.zeros((z.max() + 1, n_target))
     np.add.at(joint, (z, target), 1.0 / len(z))
-    p_z = joint.sum(axis=1, keepdims=True)
-    conditional = joint / p_z + 1e-20  # every z here occurs, so p_z > 0
+    p_z = joint.sum(axis=1, keepdims=True)  # every z here occurs, so p_z > 0
+    conditional = joint / p_z + 1e-20  # P(y | z); 1e-20 keeps log finite, as in TLlib
     return float((p_z * (conditional * np.log(conditional)).sum(axis=1, keepdims=True)).sum())
 
 
@@ -143,17 +191,21 @@ def leep(source_probs: Any, y: Any) -> float:
     The source classifier's probabilities theta(x) over source labels z give the empirical joint P(y, z);
     each example is predicted as sum_z P(y | z) theta(x)_z.
 
-    Shape:
-        source_probs: (n, n_source_classes), rows summing to 1. y: (n,) target labels.
+    Args:
+        source_probs: (n, n_source_classes) source-classifier probabilities, rows summing to 1.
+        y: (n,) target labels.
+
+    Returns:
+        The mean log-likelihood (higher is better, at most 0).
     """
-    theta = _features(source_probs)
+    theta = _features(source_probs, "source_probs")
     if (theta < 0).any() or not np.allclose(theta.sum(axis=1), 1.0, atol=1e-4):
         raise ValueError("source_probs must be probabilities: non-negative rows that sum to 1")
     index, n_classes = _classes(y, len(theta))
     joint = np.zeros((n_classes, theta.shape[1]))
     np.add.at(joint, index, theta / len(theta))
     p_z = joint.sum(axis=0, keepdims=True)
-    conditional = np.divide(joint, p_z, out=np.zeros_like(joint), where=p_z > 0)  # P(y | z)
+    conditional = np.divide(joint, p_z, out=np.zeros_like(joint), where=p_z > 0)  # P(y | z); 0 for unused z
     predicted = (theta @ conditional.T)[np.arange(len(theta)), index]
     return float(np.mean(np.log(predicted)))
 
@@ -161,29 +213,43 @@ def leep(source_probs: Any, y: Any) -> float:
 def linear_probe_score(features: Any, y: Any, *, regression: bool = False, folds: int = 3, seed: int = 0) -> float:
     """Cross-validated score of a linear head on the frozen features: the slow, direct reference.
 
-    Logistic regression (C=1, balanced folds) scored by macro-F1, or ridge (alpha by leave-one-out) scored by
-    R2. Uses min(``folds``, rarest class count) stratified folds.
+    Logistic regression (C=1) scored by macro-F1 over min(``folds``, rarest class count) stratified folds, or
+    ridge regression (alpha chosen by efficient leave-one-out among 13 values) scored by R2 over ``folds``
+    shuffled folds.
+
+    Args:
+        features: (n, d) frozen features.
+        y: (n,) class labels, or when ``regression`` (n,) / (n, k) numeric targets.
+        regression: Fit ridge regression instead of logistic regression.
+        folds: Number of cross-validation folds (at least 2).
+        seed: Seed of the fold shuffling.
+
+    Returns:
+        Mean held-out macro-F1 (classification) or R2 (regression); higher is better.
     """
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.metrics import f1_score, r2_score
     from sklearn.model_selection import KFold, StratifiedKFold
 
     f = _features(features)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
     if regression:
-        targets = np.asarray(y, dtype=np.float64)
-        splits = KFold(folds, shuffle=True, random_state=seed).split(f)
-        scores = [
-            r2_score(targets[held], RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(f[fit], targets[fit]).predict(f[held]))
-            for fit, held in splits
-        ]
+        targets = _regression_targets(y, len(f))
+        targets = targets[:, 0] if targets.shape[1] == 1 else targets
+        if len(f) < folds:
+            raise ValueError(f"need at least {folds} examples for {folds}-fold cross-validation, got {len(f)}")
+        scores = []
+        for fit, held in KFold(folds, shuffle=True, random_state=seed).split(f):
+            ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(f[fit], targets[fit])
+            scores.append(r2_score(targets[held], ridge.predict(f[held])))
         return float(np.mean(scores))
     index, _ = _classes(y, len(f))
-    rarest = np.bincount(index).min()
+    rarest = int(np.bincount(index).min())
     if rarest < 2:
         raise ValueError("every class needs at least 2 examples for a cross-validated linear probe")
-    splits = StratifiedKFold(min(folds, rarest), shuffle=True, random_state=seed).split(f, index)
     scores = []
-    for fit, held in splits:
+    for fit, held in StratifiedKFold(min(folds, rarest), shuffle=True, random_state=seed).split(f, index):
         head = LogisticRegression(C=1.0, max_iter=2000).fit(f[fit], index[fit])
         scores.append(f1_score(index[held], head.predict(f[held]), average="macro"))
     return float(np.mean(scores))
@@ -192,33 +258,42 @@ def linear_probe_score(features: Any, y: Any, *, regression: bool = False, folds
 SCORES: dict[str, dict[str, Any]] = {
     "logme": {
         "function": logme,
-        "input": "features",
-        "regression": True,
+        "needs": "features",
+        "supports_regression": True,
+        "higher_is_better": True,
         "paper": "You et al., LogME: Practical Assessment of Pre-trained Models for Transfer Learning, ICML 2021",
     },
     "hscore": {
         "function": h_score,
-        "input": "features",
-        "regression": False,
-        "paper": "Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022",
+        "needs": "features",
+        "supports_regression": False,
+        "higher_is_better": True,
+        "paper": (
+            "Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer Learning, "
+            "ICIP 2019; shrinkage: Ibrahim et al., Newer is Not Always Better, ECML-PKDD 2022"
+        ),
     },
     "nce": {
         "function": nce,
-        "input": "source_labels",
-        "regression": False,
+        "needs": "source_probs",  # nce takes them (argmax) or the hard source labels
+        "supports_regression": False,
+        "higher_is_better": True,
         "paper": "Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
     },
     "leep": {
         "function": leep,
-        "input": "source_probs",
-        "regression": False,
-        "paper": "Nguyen et al., LEEP: A New Measure to Evaluate Transferability, ICML 2020",
+        "needs": "source_probs",
+        "supports_regression": False,
+        "higher_is_better": True,
+        "paper": (
+            "Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned Representations, ICML 2020"
+        ),
     },
     "linear-probe": {
         "function": linear_probe_score,
-        "input": "features",
-        "regression": True,
-        "paper": "cross-validated linear probe (reference)",
+        "needs": "features",
+        "supports_regression": True,
+        "higher_is_better": True,
+        "paper": "cross-validated linear probe (logistic regression macro-F1 / ridge R2), the direct reference",
     },
 }
-Scorer = Callable[..., float]

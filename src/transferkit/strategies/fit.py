@@ -21,8 +21,13 @@ from transferkit.strategies.feature_extraction import fit_head
 from transferkit.strategies.finetune import finetune, restore
 from transferkit.targets import TargetEncoder
 
-AUTO_MARGIN = 0.01  # fine-tuning must beat the frozen head by this much (cross-validated) to be worth its cost
+AUTO_MARGIN = 0.01  # an arm must beat the frozen head by this much (cross-validated) to replace it
 AUTO_FOLDS = 3
+AUTO_REPEATS = 5  # cheap arms (frozen head, TF-IDF) are cross-validated this many times on small data ...
+AUTO_REPEAT_MAX_N = 600  # ... up to this many examples
+# Below this many labels per class, fine-tuning lost to feature extraction on every data set we measured
+# (benchmarks/README.md, `transferkit compare`), and a 3-fold estimate of it is too noisy to trust.
+AUTO_FINETUNE_MIN_PER_CLASS = 16
 
 
 def fit_model(
@@ -172,35 +177,52 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
 
     start = time.perf_counter()
     embeddings = _embed(backbone, texts, config)
-    folds = _folds(target, encoder, config)
+    repeats = AUTO_REPEATS if len(texts) <= AUTO_REPEAT_MAX_N else 1
+    folds = _folds(target, encoder, config, repeats=repeats)
     if folds is None:
         reason = "too few examples per class to cross-validate; used the cheaper feature-extraction"
         return _auto_final(embeddings, backbone, target, encoder, config, {}, reason)
+    n_folds = len(folds) // repeats
     metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
-    scores: dict[str, float] = {}
+    fold_scores: dict[str, np.ndarray] = {}
     fe_scores = []
     for train, held in folds:
         head, _ = fit_head(embeddings[train], target[train], encoder, config)
         fe_scores.append(_score(head.scores(embeddings[held]), target[held], encoder))
-    scores["feature-extraction"] = float(np.mean(fe_scores))
+    fold_scores["feature-extraction"] = np.array(fe_scores)
     scratch = [
         name
         for name in baselines_for(backbone.modality)
         if BASELINES.info(name)["cost"] == "cheap" and all(isinstance(t, str) for t in texts)
     ]
     for name in scratch:
-        fold_scores = []
+        values = []
         for train, held in folds:
             model = _fit_baseline(name, [texts[i] for i in train], target[train], encoder, config)
-            fold_scores.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
-        scores[name] = float(np.mean(fold_scores))
-    decision: dict[str, Any] = {"folds": len(folds), "scores": {k: round(v, 4) for k, v in scores.items()}}
+            values.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
+        fold_scores[name] = np.array(values)
+    scores = {name: float(values.mean()) for name, values in fold_scores.items()}
+    decision: dict[str, Any] = {
+        "folds": n_folds,
+        "repeats": repeats,
+        "scores": {k: round(v, 4) for k, v in scores.items()},
+    }
     note = ""
+    if encoder.task == "classification":
+        per_class = int(np.bincount(target).min())
+    elif encoder.task == "multilabel":
+        per_class = int(np.asarray(target).sum(0).min())
+    else:
+        per_class = len(texts)
     if not getattr(backbone, "trainable", True):
         note = f"; fine-tuning skipped: {backbone.name} has no gradients"
-    elif len(texts) < 4 * AUTO_FOLDS:
-        note = f"; fine-tuning skipped: {len(texts)} examples are too few to fine-tune and validate it"
+    elif len(texts) < 4 * AUTO_FOLDS or per_class < AUTO_FINETUNE_MIN_PER_CLASS:
+        note = (
+            f"; fine-tuning skipped: below {AUTO_FINETUNE_MIN_PER_CLASS} examples per class it lost to feature "
+            "extraction in our measurements, and cannot be validated reliably"
+        )
     else:
+        folds = folds[:n_folds]  # one repeat: fine-tuning is the expensive arm
         estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config) * (len(folds) + 1)
         left = config.time_budget - (time.perf_counter() - start)
         decision["finetune_estimate_s"] = round(estimate, 1)
@@ -218,15 +240,22 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
                 tuned = _finetune(backbone, texts, target, encoder, config, train[inner_fit], inner_valid, embeddings)
                 ft_scores.append(_score(tuned.scores([texts[i] for i in held]), target[held], encoder))
                 restore(backbone, {n: original[n] for n in tuned.finetuned})
+            fold_scores["finetune"] = np.array(ft_scores)
             scores["finetune"] = float(np.mean(ft_scores))
             decision["scores"]["finetune"] = round(scores["finetune"], 4)
-    # The cheapest arm holds unless another beats it by the margin; among those, the best score wins.
-    challengers = {k: v for k, v in scores.items() if v > scores["feature-extraction"] + AUTO_MARGIN}
+    # The cheapest arm holds unless another beats it, fold by fold, by more than the margin and more than the
+    # standard error of the difference; among those, the best score wins.
+    baseline = fold_scores["feature-extraction"]
+    challengers = {k: scores[k] for k, v in fold_scores.items() if _wins(v, baseline[: len(v)])}
     chosen = max(challengers, key=challengers.get) if challengers else "feature-extraction"
     listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
-    reason = f"{chosen}: {len(folds)}-fold {metric} {listed}{note}"
+    times = f" x {repeats}" if repeats > 1 else ""
+    reason = f"{chosen}: {n_folds}-fold{times} {metric} {listed}{note}"
     if chosen == "feature-extraction" and len(scores) > 1:
-        reason += f" (another arm must win by more than {AUTO_MARGIN} to replace the cheaper feature-extraction)"
+        reason += (
+            f" (another arm must win by more than {AUTO_MARGIN} and its standard error to replace the cheaper "
+            "feature-extraction)"
+        )
     if chosen in scratch:
         reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
         model = _fit_baseline(chosen, texts, target, encoder, config)
@@ -237,6 +266,13 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
         tuned.info["auto"] = {**decision, "chosen": "finetune", "reason": reason}
         return _auto_result(tuned)
     return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
+
+
+def _wins(challenger: np.ndarray, baseline: np.ndarray) -> bool:
+    """Whether paired fold scores beat the baseline by more than AUTO_MARGIN and one standard error."""
+    difference = challenger - baseline
+    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return bool(difference.mean() > max(AUTO_MARGIN, error))
 
 
 def _fit_baseline(name: str, texts: list[str], target: np.ndarray, encoder: TargetEncoder, config: FitConfig):
@@ -252,21 +288,24 @@ def _row_key(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else tuple(value) if isinstance(value, np.ndarray) else value
 
 
-def _folds(target: np.ndarray, encoder: TargetEncoder, config: FitConfig) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """Up to AUTO_FOLDS (train, held-out) index pairs, stratified for classification (as many folds as the
-    rarest class allows, at least 2); None when the data are too few to hold anything out."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+def _folds(
+    target: np.ndarray, encoder: TargetEncoder, config: FitConfig, repeats: int = 1
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Up to AUTO_FOLDS (train, held-out) index pairs per repeat, stratified for classification (as many folds
+    as the rarest class allows, at least 2); None when the data are too few to hold anything out."""
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
     n = len(target)
     if encoder.task == "classification":
         folds = min(AUTO_FOLDS, int(np.bincount(target).min()))
         if folds < 2:
             return None
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=config.seed)
         return list(splitter.split(np.zeros(n), target))
     if n < 4 * AUTO_FOLDS:
         return None
-    return list(KFold(AUTO_FOLDS, shuffle=True, random_state=config.seed).split(np.zeros(n)))
+    splitter = RepeatedKFold(n_splits=AUTO_FOLDS, n_repeats=repeats, random_state=config.seed)
+    return list(splitter.split(np.zeros(n)))
 
 
 def _auto_final(embeddings, backbone, target, encoder, config, decision, reason) -> TransferModel:
