@@ -19,7 +19,7 @@ time of the whole sample.
 
 Run:  python benchmarks/ranking.py [--datasets spam-assassin,sotu-party,first-names,afinn,afinn-valence]
                                    [--candidates minilm,wordllama,...] [--pool 400] [--test 800] [--seeds 3]
-                                   [--finetune]
+                                   [--finetune] [--output benchmarks/results/ranking.json]
       python benchmarks/ranking.py --table-only   # the tables of the last run, from its JSON
 """
 
@@ -191,10 +191,11 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=800)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--finetune", action="store_true", help="also fine-tune trainable candidates (slow)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes (and --table-only reads)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     if args.table_only:
-        print_tables(json.loads(RESULTS.read_text()))
+        print_tables(json.loads(args.output.read_text()))
         return
     args.candidates = args.candidates.split(",") if args.candidates else candidates_for("text")
     runs, embedded = [], {}
@@ -205,9 +206,10 @@ def main() -> None:
             embedded[key] = embed_all(texts, args.candidates)
         for seed in range(args.seeds):
             runs.append(run_one(name, seed, texts, y, task, embedded[key], args))
-    result = {"args": vars(args), "runs": runs, "summary": summarise(runs)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1))
+    output = args.output
+    result = {"args": {**vars(args), "output": str(output)}, "runs": runs, "summary": summarise(runs)}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1))
     print_tables(result)
 
 
