@@ -87,3 +87,17 @@ def test_rank_cli_prints_the_table_and_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "transferkit.cli", "rank", "afinn", "--score", "acc", "--quiet"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown score" in bad.stderr
+
+
+def test_summary_says_when_the_linear_probe_disagrees_with_the_top_pick():
+    from transferkit.selection.rank import _summary
+
+    rows = [
+        {"name": "a", "scores": {"logme": -0.3, "linear-probe": 0.6}},
+        {"name": "b", "scores": {"logme": -0.5, "linear-probe": 0.9}},
+    ]
+    result = {"top": "a", "score": "logme", "ranking": rows, "n": 300, "stability": {"a": 0.5}, "rounds": 20}
+    text = _summary(result)
+    assert "a close call" in text and "the slower linear probe prefers b (0.900 vs 0.600)" in text
+    rows[1]["scores"]["linear-probe"] = 0.5
+    assert "prefers" not in _summary(result)

@@ -198,4 +198,12 @@ def _summary(result: dict[str, Any]) -> str:
     if share is not None:
         firmness = "a firm pick" if share >= 0.9 else "a close call" if share < 0.6 else "a likely pick"
         text += f"; it stays on top in {share:.0%} of {result['rounds']} bootstrap resamples ({firmness})"
+    probe = {row["name"]: row["scores"].get("linear-probe") for row in result["ranking"]}
+    probe = {name: value for name, value in probe.items() if value is not None}
+    if score != "linear-probe" and probe and max(probe, key=probe.get) != top and top in probe:
+        best = max(probe, key=probe.get)
+        text += (
+            f"; the slower linear probe prefers {best} ({probe[best]:.3f} vs {probe[top]:.3f}): when the two "
+            "disagree, trust the probe (its picks had the lower regret in benchmarks/ranking.py)"
+        )
     return text
