@@ -88,14 +88,15 @@ def finetune_truth(name, pool_x, pool_y, test_x, test_y, task, seed) -> tuple[fl
     return held_out_score(task, model.target.encode(test_y), scores), seconds
 
 
-def embed_all(texts: list[str], candidates: list[str]) -> dict[str, tuple[np.ndarray, float]]:
-    """Each candidate's embeddings of ``texts`` and its cold encoding seconds per text."""
+def embed_all(texts: list[str], candidates: list[str]) -> dict[str, tuple[np.ndarray, float, bool]]:
+    """Each candidate's embeddings of ``texts``, its cold encoding seconds per text, and whether it can be
+    fine-tuned."""
     result = {}
     for candidate in candidates:
         backbone = create_backbone(candidate, max_length=MAX_LENGTH)
         start = time.perf_counter()
         features = backbone.encode(texts)
-        result[candidate] = (features, (time.perf_counter() - start) / len(texts))
+        result[candidate] = (features, (time.perf_counter() - start) / len(texts), backbone.trainable)
         print(f"  embedded {len(texts)} texts with {candidate} in {result[candidate][1] * len(texts):.1f}s", flush=True)
     return result
 
@@ -108,7 +109,7 @@ def run_one(name: str, seed: int, texts: list[str], y: list, task: str, embedded
     encoder = TargetEncoder.fit(pool_y, task)
     target, test_target = encoder.encode(pool_y), encoder.encode(test_y)
     rows = {}
-    for candidate, (features, per_text) in embedded.items():
+    for candidate, (features, per_text, trainable) in embedded.items():
         values, seconds = {}, {}
         for score in ALL_SCORES:
             start = time.perf_counter()
@@ -120,7 +121,7 @@ def run_one(name: str, seed: int, texts: list[str], y: list, task: str, embedded
         row = {"truth_fe": truth, "scores": values, "seconds_score": seconds}
         row["seconds_embed_pool"] = per_text * len(pool)
         row["seconds_brute_fe"] = per_text * len(texts) + time.perf_counter() - start
-        if args.finetune and getattr(create_backbone(candidate), "trainable", True):
+        if args.finetune and trainable:
             pool_x, test_x = [texts[i] for i in pool], [texts[i] for i in test]
             ft, ft_seconds = finetune_truth(candidate, pool_x, pool_y, test_x, test_y, task, seed)
             row.update(truth_ft=ft, seconds_brute_ft=ft_seconds)

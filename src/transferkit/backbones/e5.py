@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ class E5Backbone(Backbone):
     """
 
     modality = "text"
-    trainable: ClassVar[bool] = False
+    trainable = False
 
     def __init__(self, model: Any, model_path: Path, *, name: str, source: dict[str, str], max_length: int = 128):
         self._e5 = model
@@ -50,25 +50,13 @@ class E5Backbone(Backbone):
     def module(self) -> torch.nn.Module:
         return self._module
 
-    def reference(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "max_length": self.max_length,
-            "dim": self.dim,
-            "weights_sha256": self.weights_hash,
-        }
-
-    @property
-    def weights_hash(self) -> str:
-        cached = getattr(self, "_weights_hash", None)
-        if cached is None:
-            digest = hashlib.sha256()
-            with open(self._path, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            cached = self._weights_hash = digest.hexdigest()
-        return cached
+    def compute_weights_hash(self) -> str:
+        """SHA-256 of the quantised model file (there are no torch tensors to hash)."""
+        digest = hashlib.sha256()
+        with open(self._path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def preprocessing_key(self) -> str:
         return f"e5-query-{self.max_length}"

@@ -58,16 +58,6 @@ class StaticEmbeddingBackbone(Backbone):
     def module(self) -> torch.nn.Module:
         return self._model
 
-    def reference(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "max_length": self.max_length,
-            "normalize": self.normalize,
-            "dim": self.dim,
-            "weights_sha256": self.weights_hash,
-        }
-
     def preprocessing_key(self) -> str:
         return f"static-mean-{'l2' if self.normalize else 'raw'}-{self.max_length}"
 

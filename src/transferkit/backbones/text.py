@@ -82,16 +82,6 @@ class TransformerTextBackbone(Backbone):
     def module(self) -> torch.nn.Module:
         return self._model
 
-    def reference(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "max_length": self.max_length,
-            "normalize": self.normalize,
-            "dim": self.dim,
-            "weights_sha256": self.weights_hash,
-        }
-
     def hashed_state(self) -> dict[str, torch.Tensor]:
         # The pooler is unused (we mean-pool) and randomly initialised when a folder lacks it.
         return {k: v for k, v in self._model.state_dict().items() if not k.startswith("pooler.")}

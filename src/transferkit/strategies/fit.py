@@ -96,7 +96,7 @@ def _choose_backbone(texts: list[str], y: list[Any], task: str, config: FitConfi
     )  # fmt: skip
     for row in result["ranking"]:
         backbone = create_backbone(row["name"], max_length=config.max_length)
-        if config.strategy == "feature-extraction" or getattr(backbone, "trainable", True):
+        if config.strategy == "feature-extraction" or backbone.trainable:
             break
     else:
         raise DataError("no ranked candidate can be fine-tuned; use --strategy feature-extraction")
@@ -201,12 +201,7 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
             model = _fit_baseline(name, [texts[i] for i in train], target[train], encoder, config)
             values.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
         fold_scores[name] = np.array(values)
-    scores = {name: float(values.mean()) for name, values in fold_scores.items()}
-    decision: dict[str, Any] = {
-        "folds": n_folds,
-        "repeats": repeats,
-        "scores": {k: round(v, 4) for k, v in scores.items()},
-    }
+    decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats}
     note = ""
     if encoder.task == "classification":
         per_class = int(np.bincount(target).min())
@@ -214,7 +209,7 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
         per_class = int(np.asarray(target).sum(0).min())
     else:
         per_class = len(texts)
-    if not getattr(backbone, "trainable", True):
+    if not backbone.trainable:
         note = f"; fine-tuning skipped: {backbone.name} has no gradients"
     elif len(texts) < 4 * AUTO_FOLDS or per_class < AUTO_FINETUNE_MIN_PER_CLASS:
         note = (
@@ -241,8 +236,8 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
                 ft_scores.append(_score(tuned.scores([texts[i] for i in held]), target[held], encoder))
                 restore(backbone, {n: original[n] for n in tuned.finetuned})
             fold_scores["finetune"] = np.array(ft_scores)
-            scores["finetune"] = float(np.mean(ft_scores))
-            decision["scores"]["finetune"] = round(scores["finetune"], 4)
+    scores = {name: float(values.mean()) for name, values in fold_scores.items()}
+    decision["scores"] = {k: round(v, 4) for k, v in scores.items()}
     # The cheapest arm holds unless another beats it, fold by fold, by more than the margin and more than the
     # standard error of the difference; among those, the best score wins.
     baseline = fold_scores["feature-extraction"]
