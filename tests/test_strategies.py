@@ -227,3 +227,20 @@ def test_fit_is_deterministic_with_a_seed(spam_frame):
 def test_bad_settings_name_the_value_and_the_fix(settings, message):
     with pytest.raises(TransferKitError, match=message):
         FitConfig(**settings)
+
+
+def test_auto_below_the_minimum_per_class_keeps_feature_extraction_and_says_why(spam_frame):
+    """8 labels per class: no comparison is trusted; the frozen head is used and the reason names the minimum."""
+    from transferkit.strategies.fit import AUTO_MIN_PER_CLASS
+
+    frame = spam_frame.groupby("label").head(8)
+    model = fit_model(
+        frame["text"].tolist(),
+        frame["label"].tolist(),
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(strategy="auto", quiet=True),
+    )
+    assert model.strategy == "feature-extraction"
+    assert model.info["auto"]["per_class"] == 8 < AUTO_MIN_PER_CLASS
+    assert f"below {AUTO_MIN_PER_CLASS}" in model.info["auto"]["reason"] and "scores" not in model.info["auto"]

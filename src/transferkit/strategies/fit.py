@@ -25,9 +25,10 @@ AUTO_MARGIN = 0.01  # an arm must beat the frozen head by this much (cross-valid
 AUTO_FOLDS = 3
 AUTO_REPEATS = 5  # cheap arms (frozen head, TF-IDF) are cross-validated this many times on small data ...
 AUTO_REPEAT_MAX_N = 600  # ... up to this many examples
-# Below this many labels per class, fine-tuning lost to feature extraction on every data set we measured
-# (benchmarks/README.md, `transferkit compare`), and a 3-fold estimate of it is too noisy to trust.
-AUTO_FINETUNE_MIN_PER_CLASS = 16
+# Below this many labels per class (examples, for regression) auto keeps feature extraction without measuring:
+# fine-tuning lost to it on every data set we measured, and cross-validation on 8-16 examples picked TF-IDF
+# over it where it was worse on held-out data (benchmarks/auto_choice.py, `transferkit compare`).
+AUTO_MIN_PER_CLASS = 16
 
 
 def fit_model(
@@ -171,12 +172,23 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
     Arms: feature extraction; fine-tuning, when the backbone has gradients and the time budget covers its
     ``AUTO_FOLDS + 1`` runs; and the cheap scratch baselines of the modality (TF-IDF + logistic regression
     for text), so that where transfer does not pay, auto says so and does not use it (negative transfer).
-    An arm replaces the cheaper feature extraction only when it wins by more than ``AUTO_MARGIN``.
+    An arm replaces the cheaper feature extraction only when it wins fold by fold by more than ``AUTO_MARGIN``
+    and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` labels per class nothing is
+    measured: feature extraction is used (cross-validating 8 examples picks the worse arm too often).
     """
     from transferkit.evaluation.baselines import BASELINES, baselines_for
 
     start = time.perf_counter()
     embeddings = _embed(backbone, texts, config)
+    per_class = _per_class(target, encoder)
+    if per_class < AUTO_MIN_PER_CLASS:
+        unit = "examples" if encoder.task == "regression" else "labeled examples per class"
+        reason = (
+            f"feature-extraction: with {per_class} {unit} (below {AUTO_MIN_PER_CLASS}) no strategy can be "
+            "validated reliably, and the frozen backbone was the best or within a point of it at that size in "
+            "our measurements"
+        )
+        return _auto_final(embeddings, backbone, target, encoder, config, {"per_class": per_class}, reason)
     repeats = AUTO_REPEATS if len(texts) <= AUTO_REPEAT_MAX_N else 1
     folds = _folds(target, encoder, config, repeats=repeats)
     if folds is None:
@@ -201,21 +213,10 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
             model = _fit_baseline(name, [texts[i] for i in train], target[train], encoder, config)
             values.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
         fold_scores[name] = np.array(values)
-    decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats}
+    decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats, "per_class": per_class}
     note = ""
-    if encoder.task == "classification":
-        per_class = int(np.bincount(target).min())
-    elif encoder.task == "multilabel":
-        per_class = int(np.asarray(target).sum(0).min())
-    else:
-        per_class = len(texts)
     if not backbone.trainable:
         note = f"; fine-tuning skipped: {backbone.name} has no gradients"
-    elif len(texts) < 4 * AUTO_FOLDS or per_class < AUTO_FINETUNE_MIN_PER_CLASS:
-        note = (
-            f"; fine-tuning skipped: below {AUTO_FINETUNE_MIN_PER_CLASS} examples per class it lost to feature "
-            "extraction in our measurements, and cannot be validated reliably"
-        )
     else:
         folds = folds[:n_folds]  # one repeat: fine-tuning is the expensive arm
         estimate = _estimate_finetune_seconds(backbone, texts, len(fit_part), config) * (len(folds) + 1)
@@ -261,6 +262,15 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
         tuned.info["auto"] = {**decision, "chosen": "finetune", "reason": reason}
         return _auto_result(tuned)
     return _auto_final(embeddings, backbone, target, encoder, config, decision, reason)
+
+
+def _per_class(target: np.ndarray, encoder: TargetEncoder) -> int:
+    """Examples of the rarest class (positives of the rarest label for multi-label; all for regression)."""
+    if encoder.task == "classification":
+        return int(np.bincount(target).min())
+    if encoder.task == "multilabel":
+        return int(np.asarray(target).sum(0).min())
+    return len(target)
 
 
 def _wins(challenger: np.ndarray, baseline: np.ndarray) -> bool:
