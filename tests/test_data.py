@@ -443,7 +443,7 @@ def test_folder_instead_of_a_file(tmp_path):
     path.mkdir()
     (path / "part-0.csv").write_text("text,label\na,b\n", encoding="utf-8")
 
-    assert_fails(path, match="reviews.csv' is a folder; pass a CSV, TSV, JSONL or Parquet file")
+    assert_fails(path, match="reviews.csv' is a folder without images.*or pass a CSV/TSV/JSONL/Parquet file")
 
 
 @pytest.mark.parametrize(

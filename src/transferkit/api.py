@@ -10,6 +10,7 @@ import pandas as pd
 
 from transferkit.artifacts import check_output, load_model, save_model
 from transferkit.backbones import Backbone
+from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.config import FitConfig
 from transferkit.data import LabeledData, load_labeled, read_table, train_test_indices
 from transferkit.errors import DataError
@@ -66,6 +67,8 @@ def fit(
         f"(text column {labeled.text_col!r}, label column {labeled.label_col!r})",
         quiet=config.quiet,
     )
+    if backbone is None:
+        backbone = DEFAULT_BACKBONES[labeled.extra.get("modality", "text")]
     start = time.perf_counter()
     model = fit_model(train_texts, train_y, task=labeled.task, backbone=backbone, config=config)
     model.info["fit_seconds"] = round(time.perf_counter() - start, 2)

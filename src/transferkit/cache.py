@@ -6,7 +6,6 @@ nothing. SQLite gives atomic writes, so an interrupted run leaves a valid cache.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -24,10 +23,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["TRANSFERKIT_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "transferkit"
-
-
-def text_key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 class EmbeddingCache:
@@ -87,7 +82,7 @@ def embed(
         with progress_bar(description, len(texts), quiet=quiet) as advance:
             return backbone.encode(texts, batch_size=batch_size, progress=advance)
     cache = EmbeddingCache(backbone, cache_dir)
-    keys = [text_key(text) for text in texts]
+    keys = [backbone.input_key(text) for text in texts]
     found = cache.lookup(keys)
     missing = list(dict.fromkeys(key for key in keys if key not in found))
     if missing:

