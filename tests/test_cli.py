@@ -46,7 +46,7 @@ def run_all(commands: dict[str, list], env: dict[str, str]) -> dict[str, subproc
     """Run ``transferkit <args>`` for each entry of ``commands`` concurrently."""
 
     def run(args: list) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run([*CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=600)
 
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = {name: pool.submit(run, args) for name, args in commands.items()}
