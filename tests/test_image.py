@@ -145,3 +145,15 @@ def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert loose.returncode != 0 and "one sub-folder per class" in loose.stderr and "Traceback" not in loose.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
+    """`backbone="auto"` on images ranks the image candidates only (never a text encoder on pixels)."""
+    from transferkit.selection.rank import candidates_for
+    from transferkit.strategies import fit_model
+
+    train_images, train_y, _, _ = digits
+    config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
+    model = fit_model(train_images[:30], list(train_y[:30]), task="classification", backbone="auto", config=config)
+    ranked = set(model.info["backbone_ranking"]["scores"])
+    assert ranked == set(candidates_for("image")) and model.backbone.modality == "image"

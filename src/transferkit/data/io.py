@@ -270,6 +270,17 @@ def _as_label_list(value: Any, sep: str) -> list[str]:
     return sorted({part.strip() for part in text.split(sep) if part.strip()})
 
 
+def infer_modality(items: list[Any]) -> str:
+    """ "image" for arrays, PIL images or paths of existing image files; "text" otherwise."""
+    if not items:
+        return "text"
+    first = items[0]
+    if isinstance(first, str):
+        is_image = first.lower().endswith(IMAGE_SUFFIXES) and Path(first).is_file()
+        return "image" if is_image else "text"
+    return "text" if isinstance(first, bytes) else "image"
+
+
 def image_folder_table(folder: Path) -> pd.DataFrame:
     """A table of the images in ``folder``: ``path`` and, for class sub-folders (``folder/<class>/<image>``),
     ``label``; images directly in ``folder`` get no label (for prediction). ``attrs["modality"]`` is "image".

@@ -99,13 +99,14 @@ def rank(
     cache_dir: str | None = None,
     use_cache: bool = True,
     quiet: bool = False,
+    modality: str = "text",
 ) -> dict[str, Any]:
     """Rank candidate backbones for ``texts``/``y`` by a transferability score.
 
     Args:
         texts, y: Labeled training data (labels as for :func:`~transferkit.strategies.fit.fit_model`).
         task: "classification", "multilabel" or "regression".
-        candidates: Backbone names, folders or hub ids; default: every installed text candidate.
+        candidates: Backbone names, folders or hub ids; default: every installed candidate of ``modality``.
         score: The score that orders the ranking (and the bootstrap); it is always computed.
         scores: Further scores to report next to it.
         max_examples: Rank on a stratified sample of this many examples (None: all); embedding is the cost.
@@ -121,9 +122,10 @@ def rank(
     unknown = [name for name in names if name not in ALL_SCORES]
     if unknown:
         raise TransferKitError(f"unknown score {unknown[0]!r}; choose from {', '.join(ALL_SCORES)}")
-    candidates = list(candidates) if candidates else candidates_for("text")
+    candidates = list(candidates) if candidates else candidates_for(modality)
     if not candidates:
-        raise BackboneError("no candidate backbone is installed; run: pip install 'transferkit[text]'")
+        install = f"pip install 'transferkit[{modality}]'"
+        raise BackboneError(f"no {modality} candidate backbone is installed; run: {install}")
     texts, y = list(texts), list(y)
     if max_examples is not None and len(texts) > max_examples:
         keep, _ = train_test_indices(y, test_size=1 - max_examples / len(texts), task=task, seed=seed)

@@ -89,11 +89,12 @@ def fit_model(
 def _choose_backbone(texts: list[str], y: list[Any], task: str, config: FitConfig) -> tuple[Backbone, dict]:
     """``backbone="auto"``: the installed candidate with the best transferability score on these data
     (skipping inference-only backbones when the strategy must fine-tune)."""
+    from transferkit.data.io import infer_modality
     from transferkit.selection.rank import rank
 
     result = rank(
         texts, y, task=task, rounds=0, seed=config.seed, max_length=config.max_length,
-        cache_dir=config.cache_dir, use_cache=config.use_cache, quiet=config.quiet,
+        cache_dir=config.cache_dir, use_cache=config.use_cache, quiet=config.quiet, modality=infer_modality(texts),
     )  # fmt: skip
     for row in result["ranking"]:
         backbone = create_backbone(row["name"], max_length=config.max_length)
