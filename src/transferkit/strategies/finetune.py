@@ -53,11 +53,8 @@ def _examples(backbone: Backbone, texts: Sequence[str], first: int, batch_size: 
         if cache:
             with torch.no_grad():
                 batch = backbone.forward_prefix(batch, first)
-        if "attention_mask" not in batch:
-            for row, i in enumerate(index):
-                examples[i] = {k: v[row].clone() for k, v in batch.items() if v.ndim >= 2}
-            continue
-        lengths = batch["attention_mask"].sum(1).tolist()
+        mask = batch.get("attention_mask")
+        lengths = mask.sum(1).tolist() if mask is not None else [None] * len(index)  # v[row, :None] is v[row]
         for row, (i, length) in enumerate(zip(index, lengths, strict=True)):
             examples[i] = {k: v[row, :length].clone() for k, v in batch.items() if v.ndim >= 2}
     return examples

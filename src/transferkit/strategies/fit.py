@@ -192,9 +192,7 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
         return _auto_final(embeddings, backbone, target, encoder, config, {"per_class": per_class}, reason)
     repeats = AUTO_REPEATS if len(texts) <= AUTO_REPEAT_MAX_N else 1
     folds = _folds(target, encoder, config, repeats=repeats)
-    if folds is None:
-        reason = "too few examples per class to cross-validate; used the cheaper feature-extraction"
-        return _auto_final(embeddings, backbone, target, encoder, config, {}, reason)
+    assert folds is not None  # AUTO_MIN_PER_CLASS examples per class leave enough for every fold
     n_folds = len(folds) // repeats
     metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
     fold_scores: dict[str, np.ndarray] = {}
