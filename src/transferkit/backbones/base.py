@@ -11,10 +11,13 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
+from transferkit.errors import BackboneError
 
 ProgressCallback = Callable[[int], None]
 
@@ -124,3 +127,57 @@ def hash_state_dict(state: dict[str, torch.Tensor]) -> str:
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+class InferenceOnlyBackbone(Backbone):
+    """A backbone whose engine has no gradients (a quantised C engine, an ONNX graph): frozen features,
+    ranking and ``auto`` work; fine-tuning fails with a one-line error naming what to use instead.
+
+    Subclasses set ``_path`` (the weights file, hashed for the cache and saved models) and ``engine``.
+    """
+
+    trainable = False
+    engine = "an inference engine"
+    _path: Path
+    _empty = torch.nn.Module()
+
+    def __deepcopy__(self, memo: dict) -> InferenceOnlyBackbone:
+        return self  # nothing in it can change: there are no trainable weights
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._empty
+
+    def compute_weights_hash(self) -> str:
+        """SHA-256 of the weights file (there are no torch tensors to hash)."""
+        digest = hashlib.sha256()
+        with open(self._path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @property
+    def num_blocks(self) -> int:
+        return 0
+
+    def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
+        return []
+
+    def _no_gradients(self) -> BackboneError:
+        return BackboneError(
+            f"backbone {self.name!r} runs in {self.engine} and cannot be fine-tuned; "
+            f"use --strategy feature-extraction (or auto), or a fine-tunable {self.modality} backbone "
+            f"such as {_FINE_TUNABLE.get(self.modality, 'minilm')}"
+        )
+
+    def tokenize(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
+        raise self._no_gradients()
+
+    def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
+        raise self._no_gradients()
+
+    def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
+        raise self._no_gradients()
+
+
+_FINE_TUNABLE = {"text": "minilm", "image": "efficientnet-lite0"}

