@@ -155,6 +155,9 @@ def test_fit_finetune_save_and_load_on_real_digits(effnet, digits, tmp_path):
     assert not list((tmp_path / "digits").glob("*.pkl"))
     loaded = transferkit.load(tmp_path / "digits")
     assert loaded.predict(test_images[:8]) == predicted
+    # batch-norm running statistics of the trained blocks moved too, and travel with the model
+    assert any(name.endswith("running_mean") for name in model.finetuned)
+    np.testing.assert_allclose(loaded.scores(test_images[:8]), model.scores(test_images[:8]), rtol=1e-5, atol=1e-5)
 
 
 def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp_path):
@@ -205,3 +208,104 @@ def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
     model = fit_model(train_images[:30], list(train_y[:30]), task="classification", backbone="auto", config=config)
     ranked = set(model.info["backbone_ranking"]["scores"])
     assert ranked == set(candidates_for("image")) and model.backbone.modality == "image"
+
+
+def test_augmentations_are_seeded_shape_preserving_and_stay_in_range():
+    from transferkit.augment import Augmenter, parse_augment
+
+    assert parse_augment("flip, crop,none") == ("flip", "crop") and parse_augment("none") == ()
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
+        parse_augment("flip,rotate")
+    mean, std = [127.0] * 3, [128.0] * 3
+    pixels = (torch.rand(6, 3, 20, 24, generator=torch.Generator().manual_seed(0)) * 255 - 127) / 128
+
+    def run(names, seed=0):
+        return Augmenter(names, mean, std, torch.Generator().manual_seed(seed))(pixels.clone())
+
+    flipped = run(["flip"])
+    mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(flipped, pixels, strict=True)]
+    untouched = [torch.equal(a, b) for a, b in zip(flipped, pixels, strict=True)]
+    assert all(m or u for m, u in zip(mirrored, untouched, strict=True)) and any(mirrored)
+    for names in (["crop"], ["color"], ["flip", "crop", "color"]):
+        out = run(names)
+        assert out.shape == pixels.shape and not torch.equal(out, pixels)
+        assert torch.equal(out, run(names))  # same seed, same batch
+        assert out.min() >= -127 / 128 - 1e-6 and out.max() <= 128 / 128 + 1e-6  # still 0-255 after undoing the norm
+
+
+def test_small_cnn_baseline_learns_digits_and_round_trips(digits, tmp_path):
+    """The from-scratch image baseline trains every block, beats the constant on held-out digits, and a saved
+    model gives the same scores (batch-norm statistics included)."""
+    import transferkit
+    from transferkit.evaluation.baselines import BASELINES, baselines_for
+
+    assert "small-cnn" in baselines_for("image") and "tfidf-lr" not in baselines_for("image")
+    train_images, train_y, test_images, test_y = digits
+    config = FitConfig(quiet=True, seed=0, cache_dir=str(tmp_path / "cache"))
+    model = BASELINES.create("small-cnn", texts=train_images, y=list(train_y), task="classification", config=config)
+    assert model.strategy == "small-cnn" and model.info["scratch"] and model.info["trained_blocks"] == [0, 3]
+    macro_f1 = compute_metrics("classification", list(test_y), model.predict(test_images))["macro_f1"]
+    assert macro_f1 > 0.1 + 0.3  # constant: 0.018 (one class of ten); chance: about 0.1
+    transferkit.save(model, tmp_path / "cnn")
+    loaded = transferkit.load(tmp_path / "cnn")
+    np.testing.assert_allclose(loaded.scores(test_images), model.scores(test_images), rtol=1e-5, atol=1e-5)
+
+
+def test_fine_tuning_with_augmentation_trains_on_fresh_pixels_and_text_refuses_it(digits, tmp_path):
+    from transferkit.errors import TransferKitError
+    from transferkit.strategies import fit_model
+
+    train_images, train_y, _, _ = digits
+    config = FitConfig(strategy="finetune", unfreeze_layers=-1, epochs=1, augment="flip,crop,color", quiet=True)
+    model = fit_model(train_images[:20], list(train_y[:20]), task="classification", backbone="small-cnn", config=config)
+    assert model.info["augment"] == ["flip", "crop", "color"] and not model.info["frozen_prefix_cached"]
+    with pytest.raises(TransferKitError, match=r"augmentation .* applies to images"):
+        fit_model(["a b", "c d"] * 4, ["x", "y"] * 4, task="classification", backbone="toy-text", config=config)
+    with pytest.raises(TransferKitError, match="unknown augmentation"):
+        FitConfig(augment="blur")
+
+
+def _write_digits(folder, images, labels):
+    from PIL import Image
+
+    rows = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / "img" / f"{i}.png")
+        rows.append({"image": f"img/{i}.png", "digit": f"d{label}"})
+    return rows
+
+
+def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tmp_path):
+    """A CSV with relative image paths is read as images; a path leaving the folder, missing or corrupt images
+    fail in one line naming them, or are skipped with on_bad_image="skip"."""
+    import pandas as pd
+
+    from transferkit.data import load_labeled, load_texts
+
+    train_images, train_y, _, _ = digits
+    rows = _write_digits(tmp_path / "data", train_images[:12], train_y[:12])
+    table = tmp_path / "data" / "train.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    labeled = load_labeled(table)
+    assert labeled.extra["modality"] == "image" and labeled.text_col == "image" and labeled.label_col == "digit"
+    assert labeled.texts[0] == str((tmp_path / "data" / "img" / "0.png").resolve()) and len(labeled.texts) == 12
+    texts, frame, column = load_texts(table)
+    assert column == "image" and len(texts) == len(frame) == 12
+
+    (tmp_path / "data" / "img" / "bad.png").write_bytes(b"not a png")
+    broken = [*rows, {"image": "img/bad.png", "digit": "d1"}, {"image": "img/gone.png", "digit": "d2"}]
+    pd.DataFrame(broken).to_csv(table, index=False)
+    with pytest.raises(DataError, match=r"2 of 14 images cannot be read: img/bad\.png .*img/gone\.png \(does not"):
+        load_labeled(table)
+    assert len(load_labeled(table, on_bad_image="skip").texts) == 12
+    texts, frame, _ = load_texts(table, on_bad_image="skip")
+    assert len(texts) == len(frame) == 12
+
+    pd.DataFrame([*rows, {"image": "../outside.png", "digit": "d1"}]).to_csv(table, index=False)
+    with pytest.raises(DataError, match=r"row 13: image path '\.\./outside\.png' points outside the data folder"):
+        load_labeled(table, on_bad_image="skip")
+    with pytest.raises(DataError, match="is a folder of images, not a table of texts"):
+        load_labeled(tmp_path / "data", modality="text")
+    with pytest.raises(DataError, match="modality must be one of text, image"):
+        load_labeled(table, modality="audio")

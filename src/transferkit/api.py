@@ -32,6 +32,8 @@ def fit(
     backbone: str | dict | Backbone | None = None,
     output: str | Path | None = None,
     overwrite: bool = False,
+    modality: str | None = None,
+    on_bad_image: str = "fail",
     **settings: Any,
 ) -> TransferModel:
     """Read labeled data, hold out a test set, adapt a backbone, evaluate, and optionally save.
@@ -43,6 +45,9 @@ def fit(
         test: A separate test file; when None, ``test_size`` of the data is held out (stratified, seeded).
         backbone: Catalog name, Hugging Face folder or hub id (default: the bundled MiniLM).
         output: Model folder to write (checked before training starts).
+        modality: "text" or "image"; detected from the data when None (a folder of class sub-folders of images,
+            or a table with a column of image paths, which must lie inside the table's folder).
+        on_bad_image: Missing or unreadable images: "fail" (one error naming them) or "skip" (leave them out).
         **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...).
 
     Returns:
@@ -51,7 +56,9 @@ def fit(
     config = FitConfig(**settings)
     if output is not None:
         check_output(output, overwrite=overwrite)
-    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep)
+    labeled, held_out = _load_with_test(
+        data, test, text_col, label_col, task, label_sep, modality=modality, on_bad_image=on_bad_image
+    )
     if held_out is not None:
         train_texts, train_y, test_texts, test_y = labeled.texts, labeled.y, held_out.texts, held_out.y
     elif test_size > 0:
@@ -89,18 +96,24 @@ def fit(
     return model
 
 
-def _load_with_test(data, test, text_col, label_col, task, label_sep) -> tuple[LabeledData, LabeledData | None]:
-    """The labeled data and, when given, a test file read with the same columns and task."""
+def _load_with_test(
+    data, test, text_col, label_col, task, label_sep, modality=None, on_bad_image="fail"
+) -> tuple[LabeledData, LabeledData | None]:
+    """The labeled data and, when given, a test file read with the same columns, task and modality."""
+    images = {"on_bad_image": on_bad_image}
     labeled = (
         data
         if isinstance(data, LabeledData)
-        else load_labeled(data, text_col=text_col, label_col=label_col, task=task, label_sep=label_sep)
+        else load_labeled(
+            data, text_col=text_col, label_col=label_col, task=task, label_sep=label_sep, modality=modality, **images
+        )
     )
     if test is None:
         return labeled, None
     held_out = load_labeled(
-        test, text_col=labeled.text_col, label_col=labeled.label_col, task=labeled.task, label_sep=label_sep
-    )
+        test, text_col=labeled.text_col, label_col=labeled.label_col, task=labeled.task, label_sep=label_sep,
+        modality=labeled.extra.get("modality", "text"), **images,
+    )  # fmt: skip
     return labeled, held_out
 
 
@@ -114,6 +127,8 @@ def compare(
     task: str | None = None,
     label_sep: str = "|",
     test: str | Path | pd.DataFrame | None = None,
+    modality: str | None = None,
+    on_bad_image: str = "fail",
     **options: Any,
 ) -> dict[str, Any]:
     """Learning curves of transfer vs from-scratch baselines on ``data``; see
@@ -125,7 +140,7 @@ def compare(
 
     if output is not None:
         check_output(output, overwrite=overwrite)
-    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep)
+    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep, modality, on_bad_image)
     result = run_compare(labeled, test=held_out, **options)
     if output is not None:
         with atomic_folder(Path(output).expanduser()) as folder:
@@ -185,6 +200,7 @@ def evaluate(
         label_sep=label_sep,
         min_classes=1,
         name=None if isinstance(data, pd.DataFrame) else str(data),
+        modality=model.backbone.modality,
     )
     return _metrics(model, labeled.texts, labeled.y, quiet=quiet)
 

@@ -49,6 +49,13 @@ def friendly(command):
 TextCol = Annotated[str | None, typer.Option("--text-col", help="Column holding the texts (detected if omitted).")]
 LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the labels (detected if omitted).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+Modality = Annotated[
+    str | None,
+    typer.Option(help="text | image (detected if omitted: a folder of images, or a column of image paths)."),
+]
+OnBadImage = Annotated[
+    str, typer.Option(help="Missing or unreadable images: fail (one error naming them) | skip (leave them out).")
+]
 
 
 def _show_metrics(metrics: dict, title: str) -> None:
@@ -99,6 +106,11 @@ def fit(
     l2sp: Annotated[
         float, typer.Option(help="Fine-tuning: L2-SP strength toward pre-trained weights (0 = off).")
     ] = 0.0,
+    augment: Annotated[
+        str, typer.Option(help="Fine-tuning on images: flip,crop,color (comma-separated) or none.")
+    ] = "none",
+    modality: Modality = None,
+    on_bad_image: OnBadImage = "fail",
     time_budget: Annotated[float, typer.Option(help="auto: seconds it may spend.")] = 600.0,
     calibrate: Annotated[
         bool, typer.Option(help="Temperature scaling on held-out scores, so probabilities can be trusted.")
@@ -132,6 +144,9 @@ def fit(
         learning_rate=learning_rate,
         layer_decay=layer_decay,
         l2sp=l2sp,
+        augment=augment,
+        modality=modality,
+        on_bad_image=on_bad_image,
         time_budget=time_budget,
         calibrate=calibrate,
         max_length=max_length,
@@ -170,7 +185,12 @@ def compare(
     baselines: Annotated[
         str | None, typer.Option(help="Scratch arms (default: all for the modality: tfidf-lr, scratch-encoder).")
     ] = None,
-    backbone: Annotated[str, typer.Option(help="Backbone of the transfer arms.")] = "minilm",
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="Backbone of the transfer arms (default: minilm for texts, efficientnet-lite0 for images)."),
+    ] = None,
+    modality: Modality = None,
+    on_bad_image: OnBadImage = "fail",
     max_run_seconds: Annotated[
         float, typer.Option(help="Skip an arm at a budget when its run is predicted to take longer.")
     ] = 600.0,
@@ -194,6 +214,8 @@ def compare(
         strategies=[s.strip() for s in strategies.split(",") if s.strip()],
         baselines=None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
         backbone=backbone,
+        modality=modality,
+        on_bad_image=on_bad_image,
         max_run_seconds=max_run_seconds,
         max_length=max_length,
         quiet=quiet,
@@ -294,13 +316,14 @@ def evaluate(
 @friendly
 def predict(
     model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit`.")],
-    data: Annotated[str, typer.Argument(help="File with a text column.")],
+    data: Annotated[str, typer.Argument(help="File with a text (or image path) column, or a folder of images.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write predictions (.csv, .tsv, .jsonl, .parquet).")
     ],
     text_col: TextCol = None,
     proba: Annotated[bool, typer.Option(help="Add one probability column per class.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    on_bad_image: OnBadImage = "fail",
     quiet: Quiet = False,
 ) -> None:
     """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
@@ -315,7 +338,10 @@ def predict(
         raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
     writer = _writer(output)
     fitted = load_model(model)
-    texts, frame, _ = load_texts(data, text_col=text_col or fitted.data_info.get("text_col"))
+    modality = fitted.backbone.modality
+    texts, frame, _ = load_texts(
+        data, text_col=text_col or fitted.data_info.get("text_col"), modality=modality, on_bad_image=on_bad_image
+    )
     scores = fitted.scores(texts, quiet=quiet)
     result = frame.copy()
     predicted = fitted.predict_from_scores(scores)
@@ -384,6 +410,64 @@ def datasets() -> None:
     for name, entry in BUILTIN_DATASETS.items():
         table.add_row(name, entry["text_col"], entry["label_col"], entry["description"])
     out.print(table)
+
+
+faces_app = typer.Typer(help="Faces: calibrate a same-person threshold, verify two photos.", no_args_is_help=True)
+app.add_typer(faces_app, name="faces")
+
+
+@faces_app.command("calibrate")
+@friendly
+def faces_calibrate(
+    data: Annotated[str, typer.Argument(help="A folder with one sub-folder of photos per person (or a table).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Verifier folder to write.")],
+    max_false_accept: Annotated[
+        float | None,
+        typer.Option(help="Keep the false-accept rate at or below this (e.g. 0.01); default: best balanced accuracy."),
+    ] = None,
+    on_bad_image: OnBadImage = "fail",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing verifier folder.")] = False,
+) -> None:
+    """Set the same-person distance threshold on your own labeled faces; reports how it does on unseen people."""
+    from transferkit.artifacts import check_output
+    from transferkit.data import load_labeled
+    from transferkit.faces import calibrate
+
+    check_output(output, overwrite=overwrite)
+    labeled = load_labeled(data, modality="image", task="classification", on_bad_image=on_bad_image)
+    verifier = calibrate(labeled.texts, labeled.y, max_false_accept=max_false_accept)
+    verifier.save(output, overwrite=overwrite)
+    facts = verifier.calibration
+    unseen = facts["on_unseen_people"] or {}
+    out.print(
+        f"threshold {verifier.threshold} from {facts['people']} people, {facts['photos']} photos "
+        f"({facts['faces_detected']} faces detected); on unseen people: true accept "
+        f"{unseen.get('true_accept_rate', 'n/a')}, false accept {unseen.get('false_accept_rate', 'n/a')}; "
+        f"saved to {output}",
+        highlight=False, markup=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+@faces_app.command("verify")
+@friendly
+def faces_verify(
+    verifier: Annotated[Path, typer.Argument(help="Folder written by `transferkit faces calibrate`.")],
+    first: Annotated[str, typer.Argument(help="A photo.")],
+    second: Annotated[str, typer.Argument(help="Another photo.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Same person or not: the distance between the two faces against the calibrated threshold."""
+    import json
+
+    from transferkit.faces import FaceVerifier
+
+    result = FaceVerifier.load(verifier).verify(first, second)
+    if json_output:
+        out.print(json.dumps(result), highlight=False, markup=False)
+        return
+    verdict = "same person" if result["same"] else "different people"
+    sign = "<" if result["same"] else ">="
+    out.print(f"{verdict} (distance {result['distance']} {sign} threshold {result['threshold']})", highlight=False)
 
 
 def main() -> None:

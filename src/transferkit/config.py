@@ -27,6 +27,8 @@ class FitConfig:
         weight_decay: AdamW weight decay.
         l2sp: Strength of the L2-SP penalty pulling fine-tuned weights toward the pre-trained ones (0 = off).
         patience: Early stopping: epochs without validation improvement before stopping.
+        augment: Fine-tuning on images: random transforms per batch, comma-separated from "flip", "crop",
+            "color" (see :mod:`transferkit.augment`), or "none".
         validation_fraction: Share of the training data held out for early stopping and for ``auto``.
         time_budget: Seconds ``auto`` may spend; fine-tuning is skipped when its estimate exceeds what is left.
         calibrate: Classification: fit a temperature on held-out scores so probabilities are honest.
@@ -48,6 +50,7 @@ class FitConfig:
     weight_decay: float = 0.01
     l2sp: float = 0.0
     patience: int = 2
+    augment: str = "none"
     validation_fraction: float = 0.2
     time_budget: float = 600.0
     calibrate: bool = False
@@ -85,6 +88,12 @@ class FitConfig:
             (self.time_budget > 0, f"time_budget must be > 0 seconds, got {self.time_budget}"),
             (self.max_length >= 8, f"max_length must be >= 8 tokens, got {self.max_length}"),
         ]
+        from transferkit.augment import parse_augment
+
+        try:
+            self.augment = ",".join(parse_augment(self.augment)) or "none"
+        except ValueError as error:
+            raise TransferKitError(str(error)) from None
         for ok, message in checks:
             if not ok:
                 raise TransferKitError(message)

@@ -16,6 +16,8 @@ from transferkit.registry import Registry
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
 DEFAULT_TEXT_BACKBONE = "minilm"
+# Keys of a saved backbone reference that are options of the backbone (the rest identify it).
+REFERENCE_OPTIONS = ("max_length", "normalize", "data_config", "output", "seed", "jitter")
 DEFAULT_BACKBONES = {"text": DEFAULT_TEXT_BACKBONE, "image": "efficientnet-lite0"}
 
 
@@ -186,6 +188,49 @@ def resnet50_thin(**kwargs: Any) -> Backbone:
 
 
 @BACKBONES.register(
+    "dlib-face",
+    modality="image",
+    package="dlib-bin + face-recognition-models",
+    module="face_recognition_models",
+    params="5.6M",
+    size_mb=32,
+    dim=128,
+    licence="Boost / CC0",
+    description="dlib face detector + 5-point alignment + 128-d face ResNet (faces: identify, verify); inference only",
+    rank=False,
+)
+def dlib_face(**kwargs: Any) -> Backbone:
+    hint = "pip install 'transferkit[face]'"
+    _require("dlib", "dlib-face", "dlib-bin", hint)
+    _require("face_recognition_models", "dlib-face", "face-recognition-models", hint)
+    from transferkit.backbones.face import DlibFaceBackbone
+
+    kwargs.pop("max_length", None)
+    kwargs.pop("data_config", None)
+    return DlibFaceBackbone(**kwargs)
+
+
+@BACKBONES.register(
+    "small-cnn",
+    modality="image",
+    package=None,
+    module="torch",
+    params="0.39M",
+    size_mb=1.6,
+    dim=256,
+    licence="Apache-2.0",
+    description="small CNN with random weights (32 px): the from-scratch image baseline, not a pre-trained model",
+    rank=False,
+)
+def small_cnn(**kwargs: Any) -> Backbone:
+    from transferkit.backbones.image import SmallCNNBackbone
+
+    kwargs.pop("max_length", None)
+    kwargs.update(kwargs.pop("data_config", {}))
+    return SmallCNNBackbone(**kwargs)
+
+
+@BACKBONES.register(
     "toy-text",
     modality="text",
     package=None,
@@ -253,7 +298,7 @@ def create_backbone(spec: str | dict | Backbone | None = None, **kwargs: Any) ->
         spec = DEFAULT_TEXT_BACKBONE
     if isinstance(spec, dict):
         source = spec.get("source", {})
-        options = {k: spec[k] for k in ("max_length", "normalize", "data_config", "output") if k in spec}
+        options = {k: spec[k] for k in REFERENCE_OPTIONS if k in spec}
         options.update(kwargs)
         if "registry" in source:
             return BACKBONES.create(source["registry"], **options)

@@ -286,6 +286,59 @@ class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
             return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
 
 
+class SmallCNNBackbone(ImageBackbone):
+    """A small convolutional network with random weights: the from-scratch image baseline (``small-cnn``).
+
+    Four blocks of 3x3 convolution, batch norm and ReLU (32, 64, 128, 256 channels; 2x2 max pooling after the
+    first three) on 32 px inputs, then average pooling: 256-d features, about 0.39M parameters. Every block
+    trains; there is nothing pre-trained in it.
+    """
+
+    def __init__(self, *, name: str = "small-cnn", source: dict[str, str] | None = None, seed: int = 0, **data: Any):
+        data = {"size": 32, "resize": 32, "mean": (127.5,) * 3, "std": (64.0,) * 3, **data}
+        self._data_config(**data)
+        self.name, self.source, self.seed = name, source or {"registry": "small-cnn"}, int(seed)
+        layers, channels = [], 3
+        with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the caller's RNG
+            torch.manual_seed(seed)
+            for index, width in enumerate((32, 64, 128, 256)):
+                block = [torch.nn.Conv2d(channels, width, 3, padding=1, bias=False), torch.nn.BatchNorm2d(width)]
+                block += [torch.nn.ReLU(inplace=True)] + ([torch.nn.MaxPool2d(2)] if index < 3 else [])
+                layers.append(torch.nn.Sequential(*block))
+                channels = width
+        self._model = torch.nn.Sequential(*layers).eval()
+        self.dim = channels
+
+    def reference(self) -> dict[str, Any]:
+        return {**super().reference(), "seed": self.seed}
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._model
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self._model)
+
+    def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
+        return list(self._model[index].parameters())
+
+    def tokenize(self, inputs: Sequence[ImageInput]) -> dict[str, torch.Tensor]:
+        return {"pixels": torch.from_numpy(self.pixels(inputs))}
+
+    def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
+        return {"hidden": self._model[:n_blocks](batch["pixels"])} if n_blocks else dict(batch)
+
+    def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
+        x = self._model[n_blocks:](state["hidden"]) if "hidden" in state else self._model(state["pixels"])
+        return x.mean(dim=(2, 3))
+
+    def _features(self, pixels: np.ndarray) -> np.ndarray:
+        self._model.eval()
+        with torch.inference_mode():
+            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
+
+
 class OnnxImageBackbone(ImageBackbone, InferenceOnlyBackbone):
     """Any ONNX image network as a frozen feature extractor (inference only).
 

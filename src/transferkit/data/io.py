@@ -18,6 +18,9 @@ TEXT_NAMES = ("text", "sentence", "content", "body", "message", "review", "comme
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "intent", "tags", "tag", "y")
 TASKS = ("classification", "multilabel", "regression")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_COLUMN_NAMES = ("path", "image", "image_path", "file", "filename", "file_name", "img")
+MODALITIES = ("text", "image")
+ON_BAD_IMAGE = ("fail", "skip")
 
 
 @dataclass
@@ -166,8 +169,10 @@ def load_labeled(
     label_sep: str = "|",
     min_classes: int = 2,
     name: str | None = None,
+    modality: str | None = None,
+    on_bad_image: str = "fail",
 ) -> LabeledData:
-    """Read labeled texts and check them.
+    """Read labeled texts (or images) and check them.
 
     Args:
         source: A data file, a built-in data set name, or a DataFrame.
@@ -177,9 +182,12 @@ def load_labeled(
         label_sep: Separator of several labels in one string cell, for multi-label data.
         min_classes: Classes needed (2 for training; 1 for evaluating on a one-class test set).
         name: How to call the data in messages (defaults to the file name).
+        modality: "text" or "image"; None detects it (a folder of images, or a column of image file paths).
+        on_bad_image: Images that are missing or unreadable: "fail" (one error naming them) or "skip" (drop
+            those rows and say which).
 
     Raises:
-        DataError: Unknown columns, missing labels, empty texts, or a single class.
+        DataError: Unknown columns, missing labels, empty texts, bad images, or a single class.
     """
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
     builtin = (
@@ -191,8 +199,12 @@ def load_labeled(
     if builtin:
         text_col = text_col or builtin["text_col"]
         label_col = label_col or builtin["label_col"]
-    modality = frame.attrs.get("modality", "text")
-    if modality == "image":
+    _check_choice(modality, MODALITIES, "modality", allow_none=True)
+    _check_choice(on_bad_image, ON_BAD_IMAGE, "on_bad_image")
+    folder = frame.attrs.get("modality") == "image"
+    if modality == "text" and folder:
+        raise DataError(f"{name} is a folder of images, not a table of texts; drop --modality text")
+    if folder:
         if "label" not in frame.columns or frame["label"].isna().any():
             loose = frame["path"] if "label" not in frame.columns else frame.loc[frame["label"].isna(), "path"]
             loose = ", ".join(Path(p).name for p in loose[:3])
@@ -204,6 +216,10 @@ def load_labeled(
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     label = _pick(frame, label_col, LABEL_NAMES, "label", name)
+    if modality is None:
+        modality = "image" if folder else _detect_modality(frame, text_col, exclude=(label,))
+    if modality == "image" and not folder:
+        text_col = text_col or _image_column(frame, name, exclude=(label,))
     text = _text_column(frame, text_col, name, exclude=(label,))
     if not label:
         others = [c for c in frame.columns if c != text]
@@ -219,6 +235,12 @@ def load_labeled(
     if missing.any():
         raise DataError(f"{name}: {_row_list(missing)} no label in column {label!r}; fill them in or drop those rows")
     texts = _check_texts(frame[text], text, name)
+    if modality == "image":
+        base = None if folder or isinstance(source, pd.DataFrame) else Path(str(source)).expanduser().parent
+        keep = check_images(texts, base, name, on_bad_image)
+        texts, labels = [texts[i] for i in keep], labels.iloc[keep]
+        if not texts:
+            raise DataError(f"{name}: no readable images are left; check the paths")
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
     extra = {"modality": modality} if modality != "text" else {}
@@ -307,13 +329,110 @@ def image_folder_table(folder: Path) -> pd.DataFrame:
 
 
 def load_texts(
-    source: str | Path | pd.DataFrame, *, text_col: str | None = None
+    source: str | Path | pd.DataFrame,
+    *,
+    text_col: str | None = None,
+    modality: str | None = None,
+    on_bad_image: str = "fail",
 ) -> tuple[list[str], pd.DataFrame, str]:
-    """Read the texts to predict on; returns (texts, the table, the text column)."""
+    """Read the texts (or image paths) to predict on; returns (inputs, the table, the input column). With
+    ``on_bad_image="skip"``, rows of unreadable images are dropped from the table too."""
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
     name = "the data" if isinstance(source, pd.DataFrame) else str(source)
     builtin = BUILTIN_DATASETS.get(name) if not isinstance(source, pd.DataFrame) and not Path(name).exists() else None
-    if frame.attrs.get("modality") == "image":
-        text_col = "path"
+    _check_choice(modality, MODALITIES, "modality", allow_none=True)
+    _check_choice(on_bad_image, ON_BAD_IMAGE, "on_bad_image")
+    folder = frame.attrs.get("modality") == "image"
+    if folder:
+        text_col, modality = "path", "image"
+    elif modality is None:
+        modality = _detect_modality(frame, text_col)
+    if modality == "image" and not folder:
+        text_col = text_col or _image_column(frame, name)
     column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
-    return _check_texts(frame[column], column, name), frame, column
+    texts = _check_texts(frame[column], column, name)
+    if modality == "image":
+        base = None if folder or isinstance(source, pd.DataFrame) else Path(name).expanduser().parent
+        keep = check_images(texts, base, name, on_bad_image)
+        texts, frame = [texts[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
+    return texts, frame, column
+
+
+def _check_choice(value: str | None, choices: tuple[str, ...], what: str, allow_none: bool = False) -> None:
+    if not (value in choices or (allow_none and value is None)):
+        raise DataError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _looks_like_image_paths(values: pd.Series) -> bool:
+    strings = values.dropna()
+    return bool(len(strings)) and strings.map(lambda v: isinstance(v, str) and v.lower().endswith(IMAGE_SUFFIXES)).all()
+
+
+def _detect_modality(frame: pd.DataFrame, text_col: str | None, exclude=()) -> str:
+    """ "image" when the input column (given, or any column when not) holds image file names only."""
+    columns = [text_col] if text_col in frame.columns else [c for c in frame.columns if c not in exclude]
+    return "image" if any(_looks_like_image_paths(frame[c]) for c in columns) else "text"
+
+
+def _image_column(frame: pd.DataFrame, source: str, exclude=()) -> str:
+    """The column of image paths: one named like ``path``/``image``/``file``, else the one whose values are
+    image file names."""
+    candidates = [c for c in frame.columns if c not in exclude and _looks_like_image_paths(frame[c])]
+    named = [c for c in candidates if c.lower() in IMAGE_COLUMN_NAMES]
+    if named or candidates:
+        return (named or candidates)[0]
+    raise DataError(
+        f"found no column of image paths in {source} (columns: {', '.join(frame.columns)}); "
+        f"pass --text-col naming it (values ending in {', '.join(IMAGE_SUFFIXES[:3])}, ...)"
+    )
+
+
+def check_images(paths: list[str], base: Path | None, source: str, on_bad_image: str = "fail") -> list[int]:
+    """Resolve image paths and check every file opens as an image; rewrites ``paths`` in place to the resolved
+    files and returns the indices of the good ones.
+
+    Args:
+        paths: File paths; relative ones are taken inside ``base`` (the data file's folder).
+        base: The folder paths must stay inside (None: no containment rule, paths as given).
+        on_bad_image: "fail" raises one error naming the bad files; "skip" drops them and says so.
+
+    Raises:
+        DataError: A path leaves the data folder (always), or bad images with ``on_bad_image="fail"``.
+    """
+    from PIL import Image
+
+    from transferkit.progress import say
+
+    root = base.resolve() if base is not None else None
+    bad: list[str] = []
+    keep: list[int] = []
+    for index, value in enumerate(paths):
+        file = Path(value).expanduser()
+        if root is not None:
+            file = (root / file).resolve()
+            if not file.is_relative_to(root):
+                raise DataError(
+                    f"{source}: row {index + 1}: image path {value!r} points outside the data folder {str(root)!r}; "
+                    "image paths in a table must be inside the folder that holds the table"
+                )
+        paths[index] = str(file)
+        try:
+            with Image.open(file) as image:
+                image.verify()
+        except FileNotFoundError:
+            bad.append(f"{value} (does not exist)")
+            continue
+        except Exception as error:  # Pillow raises many types for broken files
+            detail = str(error).splitlines()[0] if str(error) else "unreadable"
+            bad.append(f"{value} ({type(error).__name__}: {detail})")
+            continue
+        keep.append(index)
+    if bad and on_bad_image == "fail":
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise DataError(
+            f"{source}: {len(bad)} of {len(paths)} images cannot be read: {shown}; fix or remove them, "
+            "or pass --on-bad-image skip to leave them out"
+        )
+    if bad:
+        say(f"skipped {len(bad)} unreadable image(s) of {len(paths)}: {'; '.join(bad[:5])}")
+    return keep

@@ -134,6 +134,11 @@ def compare(
         if strategy not in TRANSFER_STRATEGIES:
             raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(TRANSFER_STRATEGIES)}")
     base = FitConfig(quiet=True, **{k: v for k, v in settings.items() if k not in ("strategy", "quiet")})
+    if backbone is None:
+        from transferkit.backbones.catalog import DEFAULT_BACKBONES
+        from transferkit.data.io import infer_modality
+
+        backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.texts[:1])]
     backbone = create_backbone(backbone, max_length=base.max_length)
     baselines = list(baselines_for(backbone.modality) if baselines is None else baselines)
     for name in baselines:
@@ -229,7 +234,7 @@ def _predict_seconds(history: dict[int, list[float]], n: int) -> float:
 def _encode_seconds_per_text(backbone: Backbone, texts: list[str], config: FitConfig) -> float:
     """Cold encoding cost per text, measured on up to 64 texts outside the cache."""
     sample = texts[:: max(1, len(texts) // 64)][:64]
-    backbone.encode(sample[:4], batch_size=config.batch_size)  # warm-up (lazy ONNX session, allocations)
+    backbone.encode(sample, batch_size=32)  # warm-up: a lazy ONNX export / session start is not per-text cost
     start = time.perf_counter()
     backbone.encode(sample, batch_size=32)
     return (time.perf_counter() - start) / max(1, len(sample))

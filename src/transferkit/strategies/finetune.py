@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from transferkit.augment import Augmenter, parse_augment
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
+from transferkit.errors import TransferKitError
 from transferkit.heads import LinearHead, loss_function
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -79,8 +81,15 @@ def finetune(
     """Fine-tune ``backbone`` in place.
 
     Returns:
-        The trained head, the names of the backbone parameters that changed, and training facts.
+        The trained head, the names of the backbone parameters (and buffers, such as batch-norm running
+        statistics) that changed, and training facts.
     """
+    augment = parse_augment(config.augment)
+    if augment and backbone.modality != "image":
+        raise TransferKitError(
+            f"augmentation ({config.augment}) applies to images, and {backbone.name!r} is a {backbone.modality} "
+            "backbone; leave augment at 'none'"
+        )
     module = backbone.module
     blocks = trainable_blocks(backbone, config.unfreeze_layers)
     first = blocks.start
@@ -97,6 +106,7 @@ def finetune(
         rate = config.learning_rate * config.layer_decay ** (backbone.num_blocks - 1 - block)
         groups.append({"params": params, "lr": rate, "weight_decay": 0.0 if config.l2sp else config.weight_decay})
     reference = {name: tensor.detach().clone() for name, tensor in trainable.items()}
+    buffers = {name: tensor.detach().clone() for name, tensor in module.named_buffers()}
 
     seed = 0 if config.seed is None else config.seed
     with torch.random.fork_rng(devices=[]):
@@ -110,7 +120,8 @@ def finetune(
         loss_fn = loss_function(encoder.task, encoder.n_outputs)
 
         approx_bytes = sum(min(len(t), config.max_length * 6) for t in texts) / 4 * backbone.dim * 4
-        cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES
+        # Augmented pixels change every batch, so the blocks below cannot be run once and cached.
+        cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES and not augment
         with progress_bar("preparing", 1, quiet=config.quiet) as advance:
             module.eval()
             train_examples = _examples(backbone, texts, first, config.batch_size, cache)
@@ -118,6 +129,9 @@ def finetune(
             advance(1)
         labels = torch.from_numpy(target)
         generator = torch.Generator().manual_seed(seed)
+        augmenter = None
+        if augment:  # its own generator: shuffling stays the same with and without augmentation
+            augmenter = Augmenter(augment, backbone.mean, backbone.std, torch.Generator().manual_seed(seed + 1))
 
         def embed(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             if cache:
@@ -145,7 +159,10 @@ def finetune(
             ).tolist()
             for start in range(0, min(needed, len(order)), config.batch_size):
                 index = order[start : start + config.batch_size]
-                yield _collate([train_examples[i] for i in index]), labels[index]
+                inputs = _collate([train_examples[i] for i in index])
+                if augmenter is not None:
+                    inputs["pixels"] = augmenter(inputs["pixels"])
+                yield inputs, labels[index]
 
         def loss_of(batch) -> torch.Tensor:
             inputs, y = batch
@@ -182,18 +199,20 @@ def finetune(
         "trained_blocks": [blocks.start, blocks.stop - 1],
         "num_blocks": backbone.num_blocks,
         "frozen_prefix_cached": cache,
+        "augment": list(augment),
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "validation_score": None if valid_examples is None else result.best_score,
         "seconds": round(result.seconds, 2),
         "history": result.history,
     }
-    return LinearHead.from_torch(head, **init_head.info), sorted(trainable), info
+    moved = [name for name, tensor in module.named_buffers() if not torch.equal(tensor, buffers[name])]
+    return LinearHead.from_torch(head, **init_head.info), sorted(trainable) + sorted(moved), info
 
 
 def restore(backbone: Backbone, original: dict[str, torch.Tensor]) -> None:
-    """Put pre-trained values back into parameters that fine-tuning moved."""
-    state = dict(backbone.module.named_parameters())
+    """Put pre-trained values back into parameters (and buffers) that fine-tuning moved."""
+    state = backbone.module.state_dict(keep_vars=True)
     with torch.no_grad():
         for name, tensor in original.items():
             state[name].copy_(tensor)

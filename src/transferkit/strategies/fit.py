@@ -227,7 +227,7 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
                 f"{max(left, 0):.0f}s"
             )
         else:
-            original = {n: p.detach().clone() for n, p in backbone.module.named_parameters()}
+            original = {n: p.detach().clone() for n, p in backbone.module.state_dict().items()}
             ft_scores = []
             for train, held in folds:
                 inner_fit, inner_valid = _validation_split([_row_key(target[i]) for i in train], encoder.task, config)
