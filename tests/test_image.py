@@ -278,7 +278,7 @@ def _write_digits(folder, images, labels):
 
 def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tmp_path):
     """A CSV with relative image paths is read as images; a path leaving the folder, missing or corrupt images
-    fail in one line naming them, or are skipped with on_bad_image="skip"."""
+    fail in one line naming them, or are skipped with on_bad_file="skip"."""
     import pandas as pd
 
     from transferkit.data import load_labeled, load_texts
@@ -296,16 +296,16 @@ def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tm
     (tmp_path / "data" / "img" / "bad.png").write_bytes(b"not a png")
     broken = [*rows, {"image": "img/bad.png", "digit": "d1"}, {"image": "img/gone.png", "digit": "d2"}]
     pd.DataFrame(broken).to_csv(table, index=False)
-    with pytest.raises(DataError, match=r"2 of 14 images cannot be read: img/bad\.png .*img/gone\.png \(does not"):
+    with pytest.raises(DataError, match=r"2 of 14 image files cannot be read: img/bad\.png .*img/gone\.png \(does not"):
         load_labeled(table)
-    assert len(load_labeled(table, on_bad_image="skip").texts) == 12
-    texts, frame, _ = load_texts(table, on_bad_image="skip")
+    assert len(load_labeled(table, on_bad_file="skip").texts) == 12
+    texts, frame, _ = load_texts(table, on_bad_file="skip")
     assert len(texts) == len(frame) == 12
 
     pd.DataFrame([*rows, {"image": "../outside.png", "digit": "d1"}]).to_csv(table, index=False)
-    with pytest.raises(DataError, match=r"row 13: image path '\.\./outside\.png' points outside the data folder"):
-        load_labeled(table, on_bad_image="skip")
-    with pytest.raises(DataError, match="is a folder of images, not a table of texts"):
+    with pytest.raises(DataError, match=r"row 13: path '\.\./outside\.png' points outside the data folder"):
+        load_labeled(table, on_bad_file="skip")
+    with pytest.raises(DataError, match="is a folder of image files, not text"):
         load_labeled(tmp_path / "data", modality="text")
-    with pytest.raises(DataError, match="modality must be one of text, image"):
-        load_labeled(table, modality="audio")
+    with pytest.raises(DataError, match="modality must be one of text, image, audio"):
+        load_labeled(table, modality="video")

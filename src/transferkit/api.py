@@ -33,7 +33,7 @@ def fit(
     output: str | Path | None = None,
     overwrite: bool = False,
     modality: str | None = None,
-    on_bad_image: str = "fail",
+    on_bad_file: str = "fail",
     **settings: Any,
 ) -> TransferModel:
     """Read labeled data, hold out a test set, adapt a backbone, evaluate, and optionally save.
@@ -47,7 +47,7 @@ def fit(
         output: Model folder to write (checked before training starts).
         modality: "text" or "image"; detected from the data when None (a folder of class sub-folders of images,
             or a table with a column of image paths, which must lie inside the table's folder).
-        on_bad_image: Missing or unreadable images: "fail" (one error naming them) or "skip" (leave them out).
+        on_bad_file: Missing or unreadable images: "fail" (one error naming them) or "skip" (leave them out).
         **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...).
 
     Returns:
@@ -57,7 +57,7 @@ def fit(
     if output is not None:
         check_output(output, overwrite=overwrite)
     labeled, held_out = _load_with_test(
-        data, test, text_col, label_col, task, label_sep, modality=modality, on_bad_image=on_bad_image
+        data, test, text_col, label_col, task, label_sep, modality=modality, on_bad_file=on_bad_file
     )
     if held_out is not None:
         train_texts, train_y, test_texts, test_y = labeled.texts, labeled.y, held_out.texts, held_out.y
@@ -97,10 +97,10 @@ def fit(
 
 
 def _load_with_test(
-    data, test, text_col, label_col, task, label_sep, modality=None, on_bad_image="fail"
+    data, test, text_col, label_col, task, label_sep, modality=None, on_bad_file="fail"
 ) -> tuple[LabeledData, LabeledData | None]:
     """The labeled data and, when given, a test file read with the same columns, task and modality."""
-    images = {"on_bad_image": on_bad_image}
+    images = {"on_bad_file": on_bad_file}
     labeled = (
         data
         if isinstance(data, LabeledData)
@@ -128,7 +128,7 @@ def compare(
     label_sep: str = "|",
     test: str | Path | pd.DataFrame | None = None,
     modality: str | None = None,
-    on_bad_image: str = "fail",
+    on_bad_file: str = "fail",
     **options: Any,
 ) -> dict[str, Any]:
     """Learning curves of transfer vs from-scratch baselines on ``data``; see
@@ -140,7 +140,7 @@ def compare(
 
     if output is not None:
         check_output(output, overwrite=overwrite)
-    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep, modality, on_bad_image)
+    labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep, modality, on_bad_file)
     result = run_compare(labeled, test=held_out, **options)
     if output is not None:
         with atomic_folder(Path(output).expanduser()) as folder:

@@ -51,10 +51,11 @@ LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holdin
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 Modality = Annotated[
     str | None,
-    typer.Option(help="text | image (detected if omitted: a folder of images, or a column of image paths)."),
+    typer.Option(help="text | image | audio (detected if omitted: a folder of such files, or a column of paths)."),
 ]
-OnBadImage = Annotated[
-    str, typer.Option(help="Missing or unreadable images: fail (one error naming them) | skip (leave them out).")
+OnBadFile = Annotated[
+    str,
+    typer.Option(help="Missing or unreadable image/audio files: fail (one error naming them) | skip (leave them out)."),
 ]
 
 
@@ -87,7 +88,7 @@ def fit(
         str | None,
         typer.Option(
             help="Catalog name (`transferkit models`), Hugging Face folder or hub id; auto: the best-ranked "
-            "candidate. Default: minilm for texts, efficientnet-lite0 for images."
+            "candidate. Default: minilm for texts, efficientnet-lite0 for images, efficientword for audio."
         ),
     ] = None,
     task: Annotated[
@@ -110,7 +111,7 @@ def fit(
         str, typer.Option(help="Fine-tuning on images: flip,crop,color (comma-separated) or none.")
     ] = "none",
     modality: Modality = None,
-    on_bad_image: OnBadImage = "fail",
+    on_bad_file: OnBadFile = "fail",
     time_budget: Annotated[float, typer.Option(help="auto: seconds it may spend.")] = 600.0,
     calibrate: Annotated[
         bool, typer.Option(help="Temperature scaling on held-out scores, so probabilities can be trusted.")
@@ -146,7 +147,7 @@ def fit(
         l2sp=l2sp,
         augment=augment,
         modality=modality,
-        on_bad_image=on_bad_image,
+        on_bad_file=on_bad_file,
         time_budget=time_budget,
         calibrate=calibrate,
         max_length=max_length,
@@ -187,10 +188,12 @@ def compare(
     ] = None,
     backbone: Annotated[
         str | None,
-        typer.Option(help="Backbone of the transfer arms (default: minilm for texts, efficientnet-lite0 for images)."),
+        typer.Option(
+            help="Backbone of the transfer arms (default: minilm, efficientnet-lite0 or efficientword by modality)."
+        ),
     ] = None,
     modality: Modality = None,
-    on_bad_image: OnBadImage = "fail",
+    on_bad_file: OnBadFile = "fail",
     max_run_seconds: Annotated[
         float, typer.Option(help="Skip an arm at a budget when its run is predicted to take longer.")
     ] = 600.0,
@@ -215,7 +218,7 @@ def compare(
         baselines=None if baselines is None else [b.strip() for b in baselines.split(",") if b.strip()],
         backbone=backbone,
         modality=modality,
-        on_bad_image=on_bad_image,
+        on_bad_file=on_bad_file,
         max_run_seconds=max_run_seconds,
         max_length=max_length,
         quiet=quiet,
@@ -323,7 +326,7 @@ def predict(
     text_col: TextCol = None,
     proba: Annotated[bool, typer.Option(help="Add one probability column per class.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
-    on_bad_image: OnBadImage = "fail",
+    on_bad_file: OnBadFile = "fail",
     quiet: Quiet = False,
 ) -> None:
     """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
@@ -340,8 +343,9 @@ def predict(
     fitted = load_model(model)
     modality = fitted.backbone.modality
     texts, frame, _ = load_texts(
-        data, text_col=text_col or fitted.data_info.get("text_col"), modality=modality, on_bad_image=on_bad_image
-    )
+        data, text_col=text_col, remembered_col=fitted.data_info.get("text_col"), modality=modality,
+        on_bad_file=on_bad_file,
+    )  # fmt: skip
     scores = fitted.scores(texts, quiet=quiet)
     result = frame.copy()
     predicted = fitted.predict_from_scores(scores)
@@ -425,7 +429,7 @@ def faces_calibrate(
         float | None,
         typer.Option(help="Keep the false-accept rate at or below this (e.g. 0.01); default: best balanced accuracy."),
     ] = None,
-    on_bad_image: OnBadImage = "fail",
+    on_bad_file: OnBadFile = "fail",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing verifier folder.")] = False,
 ) -> None:
     """Set the same-person distance threshold on your own labeled faces; reports how it does on unseen people."""
@@ -434,7 +438,7 @@ def faces_calibrate(
     from transferkit.faces import calibrate
 
     check_output(output, overwrite=overwrite)
-    labeled = load_labeled(data, modality="image", task="classification", on_bad_image=on_bad_image)
+    labeled = load_labeled(data, modality="image", task="classification", on_bad_file=on_bad_file)
     verifier = calibrate(labeled.texts, labeled.y, max_false_accept=max_false_accept)
     verifier.save(output, overwrite=overwrite)
     facts = verifier.calibration

@@ -119,6 +119,35 @@ class Backbone(abc.ABC):
         return cached
 
 
+def read_file_bytes(path: str | Path, kind: str = "file") -> bytes:
+    """The bytes of an input file (an image, an audio clip).
+
+    Raises:
+        DataError: The file does not exist or cannot be read.
+    """
+    from transferkit.errors import DataError
+
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(f"{kind} {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise DataError(f"{kind} {str(path)!r} cannot be read ({error.strerror}); check its permissions") from None
+
+
+def content_key(item: Any, kind: str = "file") -> bytes:
+    """SHA-256 of a media input's content for the embedding cache: a file's bytes, an array's dtype, shape and
+    values, or a PIL image's mode, size and pixels (so an edited file is re-encoded)."""
+    digest = hashlib.sha256()
+    if isinstance(item, (str, Path)):
+        digest.update(b"file:" + read_file_bytes(item, kind))
+    elif isinstance(item, np.ndarray):
+        digest.update(f"array:{item.dtype}:{item.shape}:".encode() + np.ascontiguousarray(item).tobytes())
+    else:
+        digest.update(f"pil:{item.mode}:{item.size}:".encode() + item.tobytes())
+    return digest.digest()
+
+
 def hash_state_dict(state: dict[str, torch.Tensor]) -> str:
     """Stable SHA-256 of a state dict's names, dtypes, shapes and values."""
     digest = hashlib.sha256()

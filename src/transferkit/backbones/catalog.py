@@ -17,8 +17,8 @@ from transferkit.registry import Registry
 BACKBONES: Registry[Backbone] = Registry("backbone")
 DEFAULT_TEXT_BACKBONE = "minilm"
 # Keys of a saved backbone reference that are options of the backbone (the rest identify it).
-REFERENCE_OPTIONS = ("max_length", "normalize", "data_config", "output", "seed", "jitter")
-DEFAULT_BACKBONES = {"text": DEFAULT_TEXT_BACKBONE, "image": "efficientnet-lite0"}
+REFERENCE_OPTIONS = ("max_length", "normalize", "data_config", "output", "seed", "jitter", "trim", "quantized")
+DEFAULT_BACKBONES = {"text": DEFAULT_TEXT_BACKBONE, "image": "efficientnet-lite0", "audio": "efficientword"}
 
 
 def _package_folder(module: str, *parts: str) -> Path:
@@ -208,6 +208,76 @@ def dlib_face(**kwargs: Any) -> Backbone:
     kwargs.pop("max_length", None)
     kwargs.pop("data_config", None)
     return DlibFaceBackbone(**kwargs)
+
+
+def _audio(name: str, module: str, package: str, cls: str, kwargs: dict[str, Any]) -> Backbone:
+    _require(module, name, package, "the README's audio setup (pip install -e '.[audio]' plus --no-deps packages)")
+    from transferkit.backbones import audio
+
+    for key in ("max_length", "normalize", "data_config"):
+        kwargs.pop(key, None)
+    return getattr(audio, cls)(**kwargs)
+
+
+@BACKBONES.register(
+    "efficientword",
+    modality="audio",
+    package="efficientword-net (--no-deps)",
+    module="eff_word_net",
+    params="23M",
+    size_mb=88,
+    dim=2048,
+    licence="Apache-2.0",
+    description="EfficientWord-Net keyword embedding (ResNet-50, ArcFace), 1.5 s of log filter banks, ONNX",
+)
+def efficientword(**kwargs: Any) -> Backbone:
+    return _audio("efficientword", "eff_word_net", "efficientword-net", "EfficientWordBackbone", kwargs)
+
+
+@BACKBONES.register(
+    "openwakeword",
+    modality="audio",
+    package="pyopen-wakeword",
+    module="pyopen_wakeword",
+    params="1.3M",
+    size_mb=2.4,
+    dim=96,
+    licence="Apache-2.0",
+    description="openWakeWord speech embedding (96-d per 80 ms, averaged), TFLite; inference only",
+)
+def openwakeword(**kwargs: Any) -> Backbone:
+    return _audio("openwakeword", "pyopen_wakeword", "pyopen-wakeword", "OpenWakeWordBackbone", kwargs)
+
+
+@BACKBONES.register(
+    "ge2e",
+    modality="audio",
+    package="resemblyzer (--no-deps)",
+    module="resemblyzer",
+    params="1.4M",
+    size_mb=17,
+    dim=256,
+    licence="Apache-2.0",
+    description="Resemblyzer GE2E speaker encoder (3-layer LSTM, 40 mel bands): voices, speaker identification",
+)
+def ge2e(**kwargs: Any) -> Backbone:
+    return _audio("ge2e", "resemblyzer", "resemblyzer", "GE2EBackbone", kwargs)
+
+
+@BACKBONES.register(
+    "mfcc-stats",
+    modality="audio",
+    package="librosa",
+    module="librosa",
+    params="0",
+    size_mb=0,
+    dim=80,
+    licence="ISC (librosa)",
+    description="MFCC statistics (20 MFCCs + deltas, mean and std): the from-scratch audio baseline's features",
+    rank=False,
+)
+def mfcc_stats(**kwargs: Any) -> Backbone:
+    return _audio("mfcc-stats", "librosa", "librosa", "MfccStatistics", kwargs)
 
 
 @BACKBONES.register(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -21,26 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, hash_state_dict
+from transferkit.backbones.base import (
+    Backbone,
+    InferenceOnlyBackbone,
+    ProgressCallback,
+    content_key,
+    hash_state_dict,
+    read_file_bytes,
+)
 from transferkit.backbones.onnx_runtime import OnnxFrozen, cache_folder
 from transferkit.errors import BackboneError, DataError
 
 ImageInput = str | Path | np.ndarray | Any  # Any: a PIL image
 ONNX_MIN_IMAGES = 64  # "auto" exports to ONNX Runtime (about 3 s once per set of weights) from this many images
-
-
-def read_image_bytes(path: str | Path) -> bytes:
-    """The bytes of an image file.
-
-    Raises:
-        DataError: The file does not exist or cannot be read.
-    """
-    try:
-        return Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise DataError(f"image {str(path)!r} does not exist") from None
-    except OSError as error:
-        raise DataError(f"image {str(path)!r} cannot be read ({error.strerror}); check its permissions") from None
 
 
 def load_image(item: ImageInput) -> Any:
@@ -52,7 +44,7 @@ def load_image(item: ImageInput) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(item, (str, Path)):
-        data = read_image_bytes(item)
+        data = read_file_bytes(item, "image")
         try:
             with Image.open(io.BytesIO(data)) as opened:
                 opened.load()
@@ -117,15 +109,7 @@ class ImageBackbone(Backbone):
         return f"{self.channels}-{self.layout}-{self.size}-{self.resize}-{self.mean}-{self.std}"
 
     def input_key(self, item: ImageInput) -> bytes:
-        """SHA-256 of the image's content: file bytes, or array / PIL pixels with their shape and mode."""
-        digest = hashlib.sha256()
-        if isinstance(item, (str, Path)):
-            digest.update(b"file:" + read_image_bytes(item))
-        elif isinstance(item, np.ndarray):
-            digest.update(f"array:{item.dtype}:{item.shape}:".encode() + np.ascontiguousarray(item).tobytes())
-        else:
-            digest.update(f"pil:{item.mode}:{item.size}:".encode() + item.tobytes())
-        return digest.digest()
+        return content_key(item, "image")
 
     def pixels(self, inputs: Sequence[ImageInput]) -> np.ndarray:
         """The network input: (n, 3, size, size) for NCHW or (n, size, size, 3) for NHWC, float32."""

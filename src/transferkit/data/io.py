@@ -18,9 +18,11 @@ TEXT_NAMES = ("text", "sentence", "content", "body", "message", "review", "comme
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "intent", "tags", "tag", "y")
 TASKS = ("classification", "multilabel", "regression")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-IMAGE_COLUMN_NAMES = ("path", "image", "image_path", "file", "filename", "file_name", "img")
-MODALITIES = ("text", "image")
-ON_BAD_IMAGE = ("fail", "skip")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+MEDIA_SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}  # modalities whose inputs are files
+PATH_COLUMN_NAMES = ("path", "image", "image_path", "audio", "audio_path", "file", "filename", "file_name", "img")
+MODALITIES = ("text", "image", "audio")
+ON_BAD_FILE = ("fail", "skip")
 
 
 @dataclass
@@ -79,7 +81,7 @@ def read_table(source: str | Path) -> pd.DataFrame:
             f"data file {name!r} does not exist; pass a CSV/TSV/JSONL/Parquet file or a built-in data set ({builtin})"
         )
     if path.is_dir():
-        return image_folder_table(path)
+        return media_folder_table(path)
     kind = _format_of(path)
     if kind is None:
         raise DataError(f"{name!r} has an unknown format; use one of {', '.join(sorted(FORMATS))} (optionally .gz)")
@@ -170,9 +172,9 @@ def load_labeled(
     min_classes: int = 2,
     name: str | None = None,
     modality: str | None = None,
-    on_bad_image: str = "fail",
+    on_bad_file: str = "fail",
 ) -> LabeledData:
-    """Read labeled texts (or images) and check them.
+    """Read labeled texts (or images, or audio clips) and check them.
 
     Args:
         source: A data file, a built-in data set name, or a DataFrame.
@@ -182,9 +184,10 @@ def load_labeled(
         label_sep: Separator of several labels in one string cell, for multi-label data.
         min_classes: Classes needed (2 for training; 1 for evaluating on a one-class test set).
         name: How to call the data in messages (defaults to the file name).
-        modality: "text" or "image"; None detects it (a folder of images, or a column of image file paths).
-        on_bad_image: Images that are missing or unreadable: "fail" (one error naming them) or "skip" (drop
-            those rows and say which).
+        modality: "text", "image" or "audio"; None detects it (a folder of image or audio files, or a column
+            of such file paths).
+        on_bad_file: Image or audio files that are missing or unreadable: "fail" (one error naming them) or
+            "skip" (drop those rows and say which).
 
     Raises:
         DataError: Unknown columns, missing labels, empty texts, bad images, or a single class.
@@ -200,26 +203,27 @@ def load_labeled(
         text_col = text_col or builtin["text_col"]
         label_col = label_col or builtin["label_col"]
     _check_choice(modality, MODALITIES, "modality", allow_none=True)
-    _check_choice(on_bad_image, ON_BAD_IMAGE, "on_bad_image")
-    folder = frame.attrs.get("modality") == "image"
-    if modality == "text" and folder:
-        raise DataError(f"{name} is a folder of images, not a table of texts; drop --modality text")
+    _check_choice(on_bad_file, ON_BAD_FILE, "on_bad_file")
+    folder = frame.attrs.get("modality") in MEDIA_SUFFIXES
+    if folder and modality not in (None, frame.attrs["modality"]):
+        kind = frame.attrs["modality"]
+        raise DataError(f"{name} is a folder of {kind} files, not {modality}; drop --modality or pass {kind}")
     if folder:
         if "label" not in frame.columns or frame["label"].isna().any():
             loose = frame["path"] if "label" not in frame.columns else frame.loc[frame["label"].isna(), "path"]
             loose = ", ".join(Path(p).name for p in loose[:3])
             raise DataError(
-                f"{name}: images must sit in one sub-folder per class ({Path(name).name}/<class>/<image>.png); "
-                f"found images outside them ({loose})"
+                f"{name}: files must sit in one sub-folder per class ({Path(name).name}/<class>/<file>); "
+                f"found files outside them ({loose})"
             )
         text_col, label_col = "path", "label"
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     label = _pick(frame, label_col, LABEL_NAMES, "label", name)
     if modality is None:
-        modality = "image" if folder else _detect_modality(frame, text_col, exclude=(label,))
-    if modality == "image" and not folder:
-        text_col = text_col or _image_column(frame, name, exclude=(label,))
+        modality = frame.attrs["modality"] if folder else _detect_modality(frame, text_col, exclude=(label,))
+    if modality in MEDIA_SUFFIXES and not folder:
+        text_col = text_col or _path_column(frame, name, modality, exclude=(label,))
     text = _text_column(frame, text_col, name, exclude=(label,))
     if not label:
         others = [c for c in frame.columns if c != text]
@@ -235,12 +239,12 @@ def load_labeled(
     if missing.any():
         raise DataError(f"{name}: {_row_list(missing)} no label in column {label!r}; fill them in or drop those rows")
     texts = _check_texts(frame[text], text, name)
-    if modality == "image":
+    if modality in MEDIA_SUFFIXES:
         base = None if folder or isinstance(source, pd.DataFrame) else Path(str(source)).expanduser().parent
-        keep = check_images(texts, base, name, on_bad_image)
+        keep = check_files(texts, base, name, modality, on_bad_file)
         texts, labels = [texts[i] for i in keep], labels.iloc[keep]
         if not texts:
-            raise DataError(f"{name}: no readable images are left; check the paths")
+            raise DataError(f"{name}: no readable {modality} files are left; check the paths")
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
     extra = {"modality": modality} if modality != "text" else {}
@@ -293,38 +297,47 @@ def _as_label_list(value: Any, sep: str) -> list[str]:
 
 
 def infer_modality(items: list[Any]) -> str:
-    """ "image" for arrays, PIL images or paths of existing image files; "text" otherwise."""
+    """ "image" for 2-d/3-d arrays, PIL images or image files; "audio" for 1-d arrays or audio files; else "text"."""
     if not items:
         return "text"
     first = items[0]
-    if isinstance(first, str):
-        is_image = first.lower().endswith(IMAGE_SUFFIXES) and Path(first).is_file()
-        return "image" if is_image else "text"
+    if isinstance(first, (str, Path)):
+        for modality, suffixes in MEDIA_SUFFIXES.items():
+            if str(first).lower().endswith(suffixes) and Path(first).is_file():
+                return modality
+        return "text"
+    if isinstance(first, np.ndarray) and first.ndim == 1:
+        return "audio"
     return "text" if isinstance(first, bytes) else "image"
 
 
-def image_folder_table(folder: Path) -> pd.DataFrame:
-    """A table of the images in ``folder``: ``path`` and, for class sub-folders (``folder/<class>/<image>``),
-    ``label``; images directly in ``folder`` get no label (for prediction). ``attrs["modality"]`` is "image".
+def media_folder_table(folder: Path) -> pd.DataFrame:
+    """A table of the image or audio files in ``folder``: ``path`` and, for class sub-folders
+    (``folder/<class>/<file>``), ``label``; files directly in ``folder`` get no label (for prediction).
+    ``attrs["modality"]`` is "image" or "audio", whichever kind of file is in the majority.
 
     Raises:
-        DataError: The folder holds no images (in it or in its sub-folders).
+        DataError: The folder holds no image or audio files (in it or in its sub-folders).
     """
+    suffixes = IMAGE_SUFFIXES + AUDIO_SUFFIXES
     rows = []
     for item in sorted(folder.iterdir()):
         if item.is_dir() and not item.name.startswith("."):
-            rows += [(str(f), item.name) for f in sorted(item.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-        elif item.suffix.lower() in IMAGE_SUFFIXES:
+            rows += [(str(f), item.name) for f in sorted(item.iterdir()) if f.suffix.lower() in suffixes]
+        elif item.suffix.lower() in suffixes:
             rows.append((str(item), None))
     if not rows:
         raise DataError(
-            f"{str(folder)!r} is a folder without images; for training put them in one sub-folder per class "
-            f"({folder.name}/<class>/<image>.png), or pass a CSV/TSV/JSONL/Parquet file"
+            f"{str(folder)!r} is a folder without images or audio files; for training put them in one sub-folder "
+            f"per class ({folder.name}/<class>/<file>), or pass a CSV/TSV/JSONL/Parquet file"
         )
+    images = sum(path.lower().endswith(IMAGE_SUFFIXES) for path, _ in rows)
+    modality = "image" if images * 2 >= len(rows) else "audio"
+    rows = [row for row in rows if row[0].lower().endswith(MEDIA_SUFFIXES[modality])]
     frame = pd.DataFrame(rows, columns=["path", "label"])
     if frame["label"].isna().all():
         frame = frame[["path"]]
-    frame.attrs["modality"] = "image"
+    frame.attrs["modality"] = modality
     return frame
 
 
@@ -333,27 +346,31 @@ def load_texts(
     *,
     text_col: str | None = None,
     modality: str | None = None,
-    on_bad_image: str = "fail",
+    on_bad_file: str = "fail",
+    remembered_col: str | None = None,
 ) -> tuple[list[str], pd.DataFrame, str]:
-    """Read the texts (or image paths) to predict on; returns (inputs, the table, the input column). With
-    ``on_bad_image="skip"``, rows of unreadable images are dropped from the table too."""
+    """Read the texts (or image / audio paths) to predict on; returns (inputs, the table, the input column).
+    With ``on_bad_file="skip"``, rows of unreadable files are dropped from the table too. ``remembered_col``
+    (the column a model was trained on) is used when the table has it; otherwise the column is detected."""
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
+    if text_col is None and remembered_col in frame.columns:
+        text_col = remembered_col
     name = "the data" if isinstance(source, pd.DataFrame) else str(source)
     builtin = BUILTIN_DATASETS.get(name) if not isinstance(source, pd.DataFrame) and not Path(name).exists() else None
     _check_choice(modality, MODALITIES, "modality", allow_none=True)
-    _check_choice(on_bad_image, ON_BAD_IMAGE, "on_bad_image")
-    folder = frame.attrs.get("modality") == "image"
+    _check_choice(on_bad_file, ON_BAD_FILE, "on_bad_file")
+    folder = frame.attrs.get("modality") in MEDIA_SUFFIXES
     if folder:
-        text_col, modality = "path", "image"
+        text_col, modality = "path", frame.attrs["modality"]
     elif modality is None:
         modality = _detect_modality(frame, text_col)
-    if modality == "image" and not folder:
-        text_col = text_col or _image_column(frame, name)
+    if modality in MEDIA_SUFFIXES and not folder:
+        text_col = text_col or _path_column(frame, name, modality)
     column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
     texts = _check_texts(frame[column], column, name)
-    if modality == "image":
+    if modality in MEDIA_SUFFIXES:
         base = None if folder or isinstance(source, pd.DataFrame) else Path(name).expanduser().parent
-        keep = check_images(texts, base, name, on_bad_image)
+        keep = check_files(texts, base, name, modality, on_bad_file)
         texts, frame = [texts[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
     return texts, frame, column
 
@@ -363,44 +380,65 @@ def _check_choice(value: str | None, choices: tuple[str, ...], what: str, allow_
         raise DataError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def _looks_like_image_paths(values: pd.Series) -> bool:
+def _media_paths(values: pd.Series) -> str | None:
+    """ "image" or "audio" when every value is a file name with that kind of suffix; None otherwise."""
     strings = values.dropna()
-    return bool(len(strings)) and strings.map(lambda v: isinstance(v, str) and v.lower().endswith(IMAGE_SUFFIXES)).all()
+    if not len(strings) or not strings.map(lambda v: isinstance(v, str)).all():
+        return None
+    for modality, suffixes in MEDIA_SUFFIXES.items():
+        if strings.str.lower().str.endswith(suffixes).all():
+            return modality
+    return None
 
 
 def _detect_modality(frame: pd.DataFrame, text_col: str | None, exclude=()) -> str:
-    """ "image" when the input column (given, or any column when not) holds image file names only."""
+    """The media kind of the input column (given, or any column when not), or "text"."""
     columns = [text_col] if text_col in frame.columns else [c for c in frame.columns if c not in exclude]
-    return "image" if any(_looks_like_image_paths(frame[c]) for c in columns) else "text"
+    kinds = [kind for kind in (_media_paths(frame[c]) for c in columns) if kind]
+    return kinds[0] if kinds else "text"
 
 
-def _image_column(frame: pd.DataFrame, source: str, exclude=()) -> str:
-    """The column of image paths: one named like ``path``/``image``/``file``, else the one whose values are
-    image file names."""
-    candidates = [c for c in frame.columns if c not in exclude and _looks_like_image_paths(frame[c])]
-    named = [c for c in candidates if c.lower() in IMAGE_COLUMN_NAMES]
+def _path_column(frame: pd.DataFrame, source: str, modality: str, exclude=()) -> str:
+    """The column of file paths: one named like ``path``/``image``/``audio``/``file``, else the one whose values
+    are file names of ``modality``."""
+    candidates = [c for c in frame.columns if c not in exclude and _media_paths(frame[c]) == modality]
+    named = [c for c in candidates if c.lower() in PATH_COLUMN_NAMES]
     if named or candidates:
         return (named or candidates)[0]
     raise DataError(
-        f"found no column of image paths in {source} (columns: {', '.join(frame.columns)}); "
-        f"pass --text-col naming it (values ending in {', '.join(IMAGE_SUFFIXES[:3])}, ...)"
+        f"found no column of {modality} file paths in {source} (columns: {', '.join(frame.columns)}); "
+        f"pass --text-col naming it (values ending in {', '.join(MEDIA_SUFFIXES[modality][:3])}, ...)"
     )
 
 
-def check_images(paths: list[str], base: Path | None, source: str, on_bad_image: str = "fail") -> list[int]:
-    """Resolve image paths and check every file opens as an image; rewrites ``paths`` in place to the resolved
+def _probe(file: Path, modality: str) -> None:
+    """Open ``file`` cheaply (header and structure, not a full decode); raises what the reader raises."""
+    if modality == "image":
+        from PIL import Image
+
+        with Image.open(file) as image:
+            image.verify()
+    else:
+        import soundfile
+
+        if soundfile.info(str(file)).frames == 0:
+            raise ValueError("no samples")
+
+
+def check_files(
+    paths: list[str], base: Path | None, source: str, modality: str = "image", on_bad_file: str = "fail"
+) -> list[int]:
+    """Resolve image or audio paths and check every file opens; rewrites ``paths`` in place to the resolved
     files and returns the indices of the good ones.
 
     Args:
         paths: File paths; relative ones are taken inside ``base`` (the data file's folder).
         base: The folder paths must stay inside (None: no containment rule, paths as given).
-        on_bad_image: "fail" raises one error naming the bad files; "skip" drops them and says so.
+        on_bad_file: "fail" raises one error naming the bad files; "skip" drops them and says so.
 
     Raises:
-        DataError: A path leaves the data folder (always), or bad images with ``on_bad_image="fail"``.
+        DataError: A path leaves the data folder (always), or bad files with ``on_bad_file="fail"``.
     """
-    from PIL import Image
-
     from transferkit.progress import say
 
     root = base.resolve() if base is not None else None
@@ -412,13 +450,12 @@ def check_images(paths: list[str], base: Path | None, source: str, on_bad_image:
             file = (root / file).resolve()
             if not file.is_relative_to(root):
                 raise DataError(
-                    f"{source}: row {index + 1}: image path {value!r} points outside the data folder {str(root)!r}; "
-                    "image paths in a table must be inside the folder that holds the table"
+                    f"{source}: row {index + 1}: path {value!r} points outside the data folder {str(root)!r}; "
+                    "file paths in a table must be inside the folder that holds the table"
                 )
         paths[index] = str(file)
         try:
-            with Image.open(file) as image:
-                image.verify()
+            _probe(file, modality)
         except FileNotFoundError:
             bad.append(f"{value} (does not exist)")
             continue
@@ -427,12 +464,12 @@ def check_images(paths: list[str], base: Path | None, source: str, on_bad_image:
             bad.append(f"{value} ({type(error).__name__}: {detail})")
             continue
         keep.append(index)
-    if bad and on_bad_image == "fail":
+    if bad and on_bad_file == "fail":
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise DataError(
-            f"{source}: {len(bad)} of {len(paths)} images cannot be read: {shown}; fix or remove them, "
-            "or pass --on-bad-image skip to leave them out"
+            f"{source}: {len(bad)} of {len(paths)} {modality} files cannot be read: {shown}; fix or remove them, "
+            "or pass --on-bad-file skip to leave them out"
         )
     if bad:
-        say(f"skipped {len(bad)} unreadable image(s) of {len(paths)}: {'; '.join(bad[:5])}")
+        say(f"skipped {len(bad)} unreadable {modality} file(s) of {len(paths)}: {'; '.join(bad[:5])}")
     return keep

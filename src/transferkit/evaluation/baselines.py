@@ -8,6 +8,8 @@ image, audio and tabular baselines (small CNN, MFCC statistics + linear model, g
   cross-validation (ridge for regression). Cheap, and the usual winner when labels follow words.
 - ``small-cnn`` (image): a 4-block CNN on 32 px inputs, trained from random weights with Adam (all blocks,
   early stopping on a validation split, the run's augmentation). The usual from-scratch reference for images.
+- ``mfcc-lr`` (audio): mean and standard deviation of 20 MFCCs and their deltas over the (silence-trimmed)
+  clip, standardised, logistic regression with C by cross-validation. Cheap, so ``auto`` measures it too.
 - ``scratch-encoder`` (any backbone): the *same* architecture as the backbone, weights re-initialised, every
   block trained. It isolates what the pre-trained weights are worth.
 """
@@ -99,20 +101,16 @@ class TfidfFeatures:
         return features
 
 
-def fit_tfidf_model(
-    texts: Sequence[str], target: np.ndarray, encoder: TargetEncoder, config: FitConfig
-) -> TransferModel:
-    """TF-IDF + logistic regression (C by stratified CV where every class allows 2 folds), or ridge."""
+def linear_head(X, target: np.ndarray, encoder: TargetEncoder, seed: int | None) -> LinearHead:
+    """The baselines' linear model: logistic regression with C by stratified CV (where every class allows 2
+    folds), one logistic model per label for multi-label, or ridge with alpha by CV for regression."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
     from sklearn.model_selection import StratifiedKFold
 
-    features = TfidfFeatures().fit(texts)
-    X = features.encode(texts)
-    seed = config.seed
     if encoder.task == "regression":
         ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, target)
-        head = LinearHead(np.atleast_2d(ridge.coef_), np.atleast_1d(ridge.intercept_), alpha=float(ridge.alpha_))
-    elif encoder.task == "multilabel":
+        return LinearHead(np.atleast_2d(ridge.coef_), np.atleast_1d(ridge.intercept_), alpha=float(ridge.alpha_))
+    if encoder.task == "multilabel":
         coefs, intercepts = [], []
         for column in range(target.shape[1]):
             labels = target[:, column].astype(int)
@@ -123,20 +121,27 @@ def fit_tfidf_model(
             model = LogisticRegression(C=10.0, max_iter=3000, random_state=seed).fit(X, labels)
             coefs.append(model.coef_[0])
             intercepts.append(model.intercept_[0])
-        head = LinearHead(np.stack(coefs), np.array(intercepts), C=10.0)
+        return LinearHead(np.stack(coefs), np.array(intercepts), C=10.0)
+    folds = min(5, int(np.bincount(target).min()))
+    if folds >= 2:
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        model = LogisticRegressionCV(Cs=np.logspace(-2, 3, 11), cv=cv, max_iter=3000, random_state=seed)
+        with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit(X, target)
+        C = float(np.atleast_1d(model.C_)[0])
     else:
-        folds = min(5, int(np.bincount(target).min()))
-        if folds >= 2:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-            model = LogisticRegressionCV(Cs=np.logspace(-2, 3, 11), cv=cv, max_iter=3000, random_state=seed)
-            with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
-                warnings.simplefilter("ignore", FutureWarning)
-                model.fit(X, target)
-            C = float(np.atleast_1d(model.C_)[0])
-        else:
-            C = LOGISTIC_C * 10
-            model = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(X, target)
-        head = LinearHead(model.coef_, model.intercept_, C=C)
+        C = LOGISTIC_C * 10
+        model = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(X, target)
+    return LinearHead(model.coef_, model.intercept_, C=C)
+
+
+def fit_tfidf_model(
+    texts: Sequence[str], target: np.ndarray, encoder: TargetEncoder, config: FitConfig
+) -> TransferModel:
+    """TF-IDF + logistic regression (C by stratified CV where every class allows 2 folds), or ridge."""
+    features = TfidfFeatures().fit(texts)
+    head = linear_head(features.encode(texts), target, encoder, config.seed)
     return TransferModel(
         backbone=features,  # type: ignore[arg-type]  # a featuriser in the backbone's place
         head=head,
@@ -145,6 +150,29 @@ def fit_tfidf_model(
         strategy="tfidf-lr",
         info={"scratch": True, "features": features.dim},
     )
+
+
+def fit_mfcc_model(
+    clips: Sequence[Any], target: np.ndarray, encoder: TargetEncoder, config: FitConfig
+) -> TransferModel:
+    """MFCC statistics, standardised, + the baselines' linear model; the scaling is folded into the head, so the
+    saved model is the (stateless) ``mfcc-stats`` featuriser and one linear layer."""
+    from transferkit.backbones import create_backbone
+    from transferkit.cache import embed
+
+    features = create_backbone("mfcc-stats")
+    X = embed(features, list(clips), cache_dir=config.cache_dir, use_cache=config.use_cache, quiet=True)
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
+    head = linear_head((X - mean) / scale, target, encoder, config.seed)
+    coef = head.coef / scale
+    head = LinearHead(coef, head.intercept - coef @ mean, **head.info)
+    return TransferModel(
+        backbone=features, head=head, target=encoder, config=config, strategy="mfcc-lr", info={"scratch": True}
+    )
+
+
+# Cheap baselines that ``auto`` cross-validates next to transfer: (inputs, encoded target, encoder, config).
+CHEAP_FITTERS = {"tfidf-lr": fit_tfidf_model, "mfcc-lr": fit_mfcc_model}
 
 
 def randomized_copy(backbone: Backbone, seed: int | None = 0) -> Backbone:
@@ -183,6 +211,12 @@ def fit_scratch_encoder(
 def tfidf_lr(texts: Sequence[str], y: Sequence[Any], *, task: str, config: FitConfig, **_: Any) -> TransferModel:
     encoder = TargetEncoder.fit(list(y), task)
     return fit_tfidf_model(list(texts), encoder.encode(list(y)), encoder, config)
+
+
+@BASELINES.register("mfcc-lr", modality="audio", cost="cheap")
+def mfcc_lr(texts: Sequence[Any], y: Sequence[Any], *, task: str, config: FitConfig, **_: Any) -> TransferModel:
+    encoder = TargetEncoder.fit(list(y), task)
+    return fit_mfcc_model(list(texts), encoder.encode(list(y)), encoder, config)  # texts: the clips
 
 
 @BASELINES.register("scratch-encoder", modality="any", cost="expensive")

@@ -128,8 +128,8 @@ def _calibrate(model, texts, target, encoder, config, valid_part) -> None:
             return
         scores = np.zeros((len(texts), encoder.n_outputs), dtype=np.float64)
         for train, held in folds:
-            if model.strategy == "tfidf-lr":
-                part = _fit_baseline("tfidf-lr", [texts[i] for i in train], target[train], encoder, config)
+            if model.info.get("scratch"):  # a cheap baseline that auto kept
+                part = _fit_baseline(model.strategy, [texts[i] for i in train], target[train], encoder, config)
                 scores[held] = part.scores([texts[i] for i in held])
             else:
                 embeddings = _embed(model.backbone, texts, config)
@@ -201,11 +201,7 @@ def _auto(backbone, texts, target, encoder, config, fit_part, valid_part) -> Tra
         head, _ = fit_head(embeddings[train], target[train], encoder, config)
         fe_scores.append(_score(head.scores(embeddings[held]), target[held], encoder))
     fold_scores["feature-extraction"] = np.array(fe_scores)
-    scratch = [
-        name
-        for name in baselines_for(backbone.modality)
-        if BASELINES.info(name)["cost"] == "cheap" and all(isinstance(t, str) for t in texts)
-    ]
+    scratch = [name for name in baselines_for(backbone.modality) if BASELINES.info(name)["cost"] == "cheap"]
     for name in scratch:
         values = []
         for train, held in folds:
@@ -279,12 +275,12 @@ def _wins(challenger: np.ndarray, baseline: np.ndarray) -> bool:
     return bool(difference.mean() > max(AUTO_MARGIN, error))
 
 
-def _fit_baseline(name: str, texts: list[str], target: np.ndarray, encoder: TargetEncoder, config: FitConfig):
-    from transferkit.evaluation.baselines import fit_tfidf_model
+def _fit_baseline(name: str, texts: list[Any], target: np.ndarray, encoder: TargetEncoder, config: FitConfig):
+    from transferkit.evaluation.baselines import CHEAP_FITTERS
 
-    if name != "tfidf-lr":
+    if name not in CHEAP_FITTERS:
         raise ValueError(f"auto has no cheap baseline {name!r}")
-    return fit_tfidf_model(texts, target, encoder, config)
+    return CHEAP_FITTERS[name](texts, target, encoder, config)
 
 
 def _row_key(value: Any) -> Any:

@@ -1,0 +1,269 @@
+"""Audio encoders: spoken keywords (EfficientWord-Net), speech features (openWakeWord), speakers (GE2E).
+
+An audio backbone takes what a user has: file paths (WAV, FLAC, OGG; any sample rate, any number of
+channels) or float arrays already at 16 kHz. Every clip is mixed to mono, resampled to 16 kHz (polyphase,
+``scipy.signal.resample_poly``), and its leading and trailing silence is cut with the silero voice-activity
+detector (ONNX), keeping ``VAD_PAD_SECONDS`` around the speech; a clip where it hears no speech is kept whole.
+All three encoders are used frozen (feature extraction, ``auto``, ranking); fine-tuning them is refused in one
+line.
+
+- ``efficientword``: EfficientWord-Net, a ResNet-50 trained with ArcFace loss to tell words apart; 1.5 s of
+  audio (centred, zero-padded) as 149 x 64 log filter banks -> 2048-d, L2-normalised.
+- ``openwakeword``: openWakeWord's melspectrogram and speech-embedding models (Google's speech embedding,
+  TFLite through the package's bundled runtime): a 96-d vector per 80 ms, averaged over the clip.
+- ``ge2e``: Resemblyzer's GE2E speaker encoder (3-layer LSTM on 40 mel bands): 256-d, averaged over
+  1.6 s windows; made to tell voices apart, so suited to speaker identification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.backbones.base import InferenceOnlyBackbone, ProgressCallback, content_key
+from transferkit.errors import BackboneError, DataError
+
+RATE = 16_000
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+VAD_CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
+VAD_CONTEXT = 64
+VAD_THRESHOLD = 0.5
+VAD_PAD_SECONDS = 0.1
+AudioInput = str | Path | np.ndarray
+
+
+def package_folder(module: str, backbone: str, extra: str = "audio") -> Path:
+    """The folder of an installed package, or a one-line error saying how to install it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(f"backbone {backbone!r} is not installed; see the README's audio setup ({extra} extra)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_audio(item: AudioInput, rate: int = RATE) -> np.ndarray:
+    """Mono float32 samples at ``rate`` from a file path (any rate, any channels) or a 1-d array at ``rate``.
+
+    Raises:
+        DataError: A missing or unreadable file, or an empty clip.
+    """
+    if isinstance(item, (str, Path)):
+        import soundfile
+
+        try:
+            samples, source_rate = soundfile.read(str(item), dtype="float32", always_2d=True)
+        except FileNotFoundError:
+            raise DataError(f"audio file {str(item)!r} does not exist") from None
+        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+            if not Path(item).exists():
+                raise DataError(f"audio file {str(item)!r} does not exist") from None
+            raise DataError(f"audio file {str(item)!r} cannot be read ({error}); use WAV, FLAC or OGG") from None
+        samples = samples.mean(axis=1)
+        if source_rate != rate:
+            from math import gcd
+
+            from scipy.signal import resample_poly
+
+            divisor = gcd(int(source_rate), rate)
+            samples = resample_poly(samples, rate // divisor, int(source_rate) // divisor).astype(np.float32)
+        name = str(item)
+    elif isinstance(item, np.ndarray):
+        samples = item.astype(np.float32).reshape(-1) if item.ndim == 1 else item.astype(np.float32).mean(axis=-1)
+        name = "an audio array"
+    else:
+        raise DataError(f"cannot read audio from {type(item).__name__}; give a file path or a 1-d array at {rate} Hz")
+    if samples.size == 0:
+        raise DataError(f"{name} holds no samples")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+class SpeechTrimmer:
+    """Cuts leading and trailing non-speech with silero VAD (the ``silero-vad`` package's ONNX graph)."""
+
+    def __init__(self) -> None:
+        from transferkit.backbones.onnx_runtime import session
+
+        folder = package_folder("silero_vad", "silero-vad")
+        self._session = session(folder / "data" / "silero_vad.onnx")
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probability of each 32 ms chunk."""
+        state = np.zeros((2, 1, 128), dtype=np.float32)
+        context = np.zeros((1, VAD_CONTEXT), dtype=np.float32)
+        padded = np.pad(samples, (0, -len(samples) % VAD_CHUNK))
+        output = []
+        for start in range(0, len(padded), VAD_CHUNK):
+            chunk = np.concatenate([context, padded[None, start : start + VAD_CHUNK]], axis=1)
+            feeds = {"input": chunk, "state": state, "sr": np.array(RATE, dtype=np.int64)}
+            probability, state = self._session.run(None, feeds)
+            output.append(float(probability[0, 0]))
+            context = chunk[:, -VAD_CONTEXT:]
+        return np.asarray(output)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        speech = np.flatnonzero(self.probabilities(samples) > VAD_THRESHOLD)
+        if not len(speech):
+            return samples
+        pad = int(VAD_PAD_SECONDS * RATE)
+        start = max(0, speech[0] * VAD_CHUNK - pad)
+        stop = min(len(samples), (speech[-1] + 1) * VAD_CHUNK + pad)
+        return samples[start:stop]
+
+
+class AudioBackbone(InferenceOnlyBackbone):
+    """What every audio encoder shares: reading, resampling, trimming, content-hashed cache keys.
+
+    Args:
+        trim: Cut leading and trailing silence with silero VAD before embedding.
+    """
+
+    modality = "audio"
+    engine = "a frozen inference engine"
+
+    def _setup(self, name: str, trim: bool) -> None:
+        self.name, self.source, self.trim = name, {"registry": name}, bool(trim)
+        self._trimmer = SpeechTrimmer() if trim else None
+
+    def reference(self) -> dict[str, Any]:
+        return {**super().reference(), "trim": self.trim}
+
+    def preprocessing_key(self) -> str:
+        return f"mono-{RATE}-{'vad' if self.trim else 'raw'}"
+
+    def input_key(self, item: AudioInput) -> bytes:
+        return content_key(item if isinstance(item, (str, Path)) else np.asarray(item, np.float32), "audio file")
+
+    def samples(self, item: AudioInput) -> np.ndarray:
+        """The clip as the encoder sees it: 16 kHz mono, silence trimmed."""
+        samples = load_audio(item)
+        return self._trimmer(samples) if self._trimmer is not None else samples
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(
+        self, inputs: Sequence[AudioInput], *, batch_size: int = 32, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        items = list(inputs)
+        output = np.zeros((len(items), self.dim), dtype=np.float32)
+        for row, item in enumerate(items):
+            output[row] = self._embed(self.samples(item))
+            if progress is not None:
+                progress(1)
+        return output
+
+
+class EfficientWordBackbone(AudioBackbone):
+    """EfficientWord-Net's keyword embedding (ONNX; ``quantized=True`` uses the int8 graph)."""
+
+    engine = "ONNX Runtime"
+    WINDOW = int(1.5 * RATE)
+
+    def __init__(self, *, trim: bool = True, quantized: bool = False, **_: Any) -> None:
+        from transferkit.backbones.onnx_runtime import session
+
+        folder = package_folder("eff_word_net", "efficientword") / "models" / "resnet_50_arc"
+        suffix = "_qint8" if quantized else ""
+        self._path = folder / f"slim_93%_accuracy_72.7390%{suffix}.onnx"
+        self.quantized = bool(quantized)
+        self._setup("efficientword", trim)
+        self._session = session(self._path)
+        self.dim = 2048
+
+    def reference(self) -> dict[str, Any]:
+        return {**super().reference(), "quantized": self.quantized}
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        from eff_word_net.audio_utils import logfbank
+
+        if len(samples) > self.WINDOW:
+            start = (len(samples) - self.WINDOW) // 2
+            samples = samples[start : start + self.WINDOW]
+        else:
+            before = (self.WINDOW - len(samples)) // 2
+            samples = np.pad(samples, (before, self.WINDOW - len(samples) - before))
+        features = logfbank(samples, samplerate=RATE, winlen=0.025, winstep=0.01, nfilt=64, nfft=512, preemph=0.0)
+        vector = self._session.run(None, {"input": features[None, None].astype(np.float32)})[0][0]
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+class OpenWakeWordBackbone(AudioBackbone):
+    """openWakeWord's speech embedding (96-d per 80 ms), averaged over the clip."""
+
+    engine = "TFLite (openWakeWord)"
+    MIN_SECONDS = 2.0  # the embedding needs 76 mel frames (about 0.8 s) of context before its first output
+
+    def __init__(self, *, trim: bool = True, **_: Any) -> None:
+        from pyopen_wakeword import OpenWakeWordFeatures
+
+        folder = package_folder("pyopen_wakeword", "openwakeword")
+        self._path = folder / "models" / "embedding_model.tflite"
+        self._setup("openwakeword", trim)
+        self._features = OpenWakeWordFeatures.from_builtin()
+        self.dim = 96
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        minimum = int(self.MIN_SECONDS * RATE)
+        if len(samples) < minimum:  # centre short clips in silence so every clip yields embeddings
+            before = (minimum - len(samples)) // 2
+            samples = np.pad(samples, (before, minimum - len(samples) - before))
+        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        self._features.reset()
+        vectors = [np.asarray(v, dtype=np.float32).reshape(-1, self.dim) for v in self._features.process_streaming(pcm)]
+        if not vectors:
+            return np.zeros(self.dim, dtype=np.float32)
+        return np.concatenate(vectors).mean(axis=0)
+
+
+class GE2EBackbone(AudioBackbone):
+    """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised)."""
+
+    engine = "PyTorch inference (Resemblyzer)"
+
+    def __init__(self, *, trim: bool = True, **_: Any) -> None:
+        import contextlib
+        import io
+
+        folder = package_folder("resemblyzer", "ge2e")
+        from resemblyzer import VoiceEncoder
+
+        self._path = folder / "pretrained.pt"
+        self._setup("ge2e", trim)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._encoder = VoiceEncoder("cpu", verbose=False)
+        self.dim = 256
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        minimum = int(1.6 * RATE)  # one partial window
+        if len(samples) < minimum:
+            samples = np.pad(samples, (0, minimum - len(samples)))
+        peak = float(np.abs(samples).max())
+        samples = samples / peak * 0.5 if peak > 0 else samples  # GE2E was trained on normalised volume
+        return np.asarray(self._encoder.embed_utterance(samples), dtype=np.float32)
+
+
+class MfccStatistics(AudioBackbone):
+    """Not pre-trained: mean and standard deviation over time of 20 MFCCs and their deltas (80-d), the
+    from-scratch audio baseline's features (``mfcc-lr``)."""
+
+    engine = "no network (MFCC features)"
+
+    def __init__(self, *, trim: bool = True, **_: Any) -> None:
+        self._setup("mfcc-stats", trim)
+        self.dim = 80
+
+    def compute_weights_hash(self) -> str:
+        return hashlib.sha256(b"mfcc-20-deltas-mean-std-v1").hexdigest()
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        import librosa
+
+        mfcc = librosa.feature.mfcc(y=samples, sr=RATE, n_mfcc=20, n_fft=512, hop_length=160)
+        width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))
+        delta = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
+        both = np.concatenate([mfcc, delta])
+        return np.concatenate([both.mean(axis=1), both.std(axis=1)]).astype(np.float32)
