@@ -92,6 +92,18 @@ def test_speaker_identification_with_ge2e(speech):
     assert accuracy > 1 / 6 + 0.2
 
 
+def test_ge2e_in_onnx_runtime_equals_resemblyzer(speech, isolated_cache):
+    """Our GE2E path (LSTM exported to ONNX) gives Resemblyzer's own embed_utterance on the same audio."""
+    from transferkit.backbones import create_backbone
+
+    _, train, _ = speech
+    ours = create_backbone("ge2e", runtime="onnx", trim=False)
+    clips = [ours.samples(r[0]) for r in train[:3]]  # read and resampled, as encode() sees them
+    reference = [ours._encoder.embed_utterance(c / np.abs(c).max() * 0.5) for c in clips]
+    np.testing.assert_allclose(ours.encode(clips), np.array(reference), atol=1e-5)
+    assert len(list((isolated_cache / "onnx").glob("*-ge2e.onnx"))) == 1
+
+
 def test_mfcc_baseline_round_trips_and_fine_tuning_is_refused(speech, tmp_path):
     import transferkit
     from transferkit.errors import BackboneError

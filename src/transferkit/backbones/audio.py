@@ -213,6 +213,7 @@ class OpenWakeWordBackbone(AudioBackbone):
             samples = np.pad(samples, (before, minimum - len(samples) - before))
         pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         self._features.reset()
+        self._features.new_audio_samples = 0  # reset() queues 8 s of silence (a streaming warm-up); not ours
         vectors = [np.asarray(v, dtype=np.float32).reshape(-1, self.dim) for v in self._features.process_streaming(pcm)]
         if not vectors:
             return np.zeros(self.dim, dtype=np.float32)
@@ -220,30 +221,68 @@ class OpenWakeWordBackbone(AudioBackbone):
 
 
 class GE2EBackbone(AudioBackbone):
-    """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised)."""
+    """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised).
 
-    engine = "PyTorch inference (Resemblyzer)"
+    Resemblyzer's own recipe (40-band mel spectrogram, 1.6 s partial windows at 1.3 per second, the mean of the
+    partial embeddings), with the LSTM run by ONNX Runtime (exported once to the cache folder) when
+    ``runtime`` is "auto" or "onnx", or by PyTorch with "torch".
+    """
 
-    def __init__(self, *, trim: bool = True, **_: Any) -> None:
+    engine = "an inference-only speaker encoder"
+    PARTIAL = int(1.6 * RATE)
+
+    def __init__(self, *, trim: bool = True, runtime: str = "auto", **_: Any) -> None:
         import contextlib
         import io
 
         folder = package_folder("resemblyzer", "ge2e")
-        from resemblyzer import VoiceEncoder
+        with contextlib.redirect_stdout(io.StringIO()):
+            from resemblyzer import VoiceEncoder
 
+            self._encoder = VoiceEncoder("cpu", verbose=False).eval()
+        if runtime not in ("auto", "onnx", "torch"):
+            raise BackboneError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
         self._path = folder / "pretrained.pt"
         self._setup("ge2e", trim)
-        with contextlib.redirect_stdout(io.StringIO()):
-            self._encoder = VoiceEncoder("cpu", verbose=False)
+        self.runtime = runtime
+        self._session = None
         self.dim = 256
 
+    def _lstm(self, mels: np.ndarray) -> np.ndarray:
+        """Partial embeddings of (n, frames, 40) mel windows."""
+        import torch
+
+        from transferkit.backbones import onnx_runtime
+
+        if self._session is None and self.runtime != "torch" and onnx_runtime.available():
+            path = onnx_runtime.cache_folder() / f"{self.weights_hash}-ge2e.onnx"
+            try:
+                if not path.exists():
+                    axes = {"mels": {0: "batch", 1: "frames"}, "embeds": {0: "batch"}}
+                    example = (torch.zeros(2, 160, 40),)
+                    onnx_runtime.export(self._encoder, example, ["mels"], axes, path, output="embeds")
+                self._session = onnx_runtime.session(path)
+            except Exception as error:  # "auto" falls back to PyTorch
+                if self.runtime == "onnx":
+                    raise BackboneError(f"could not run 'ge2e' with ONNX Runtime: {error}") from error
+                self.runtime = "torch"
+        if self._session is not None:
+            return self._session.run(None, {"mels": mels})[0]
+        with torch.inference_mode():
+            return self._encoder(torch.from_numpy(mels)).numpy()
+
     def _embed(self, samples: np.ndarray) -> np.ndarray:
-        minimum = int(1.6 * RATE)  # one partial window
-        if len(samples) < minimum:
-            samples = np.pad(samples, (0, minimum - len(samples)))
+        from resemblyzer import audio
+
         peak = float(np.abs(samples).max())
         samples = samples / peak * 0.5 if peak > 0 else samples  # GE2E was trained on normalised volume
-        return np.asarray(self._encoder.embed_utterance(samples), dtype=np.float32)
+        wav_slices, mel_slices = self._encoder.compute_partial_slices(len(samples), rate=1.3, min_coverage=0.75)
+        if wav_slices[-1].stop >= len(samples):
+            samples = np.pad(samples, (0, wav_slices[-1].stop - len(samples)))
+        mel = audio.wav_to_mel_spectrogram(samples)
+        partials = self._lstm(np.ascontiguousarray([mel[s] for s in mel_slices], dtype=np.float32))
+        mean = partials.mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 class MfccStatistics(AudioBackbone):
