@@ -309,3 +309,13 @@ def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tm
         load_labeled(tmp_path / "data", modality="text")
     with pytest.raises(DataError, match="modality must be one of text, image, audio"):
         load_labeled(table, modality="video")
+
+
+def test_scikit_learn_estimator_takes_an_array_of_images(digits, tmp_path):
+    from transferkit import TransferClassifier
+
+    train_images, train_y, test_images, _ = digits
+    classifier = TransferClassifier(backbone="efficientnet-lite0", cache_dir=str(tmp_path / "cache"))
+    classifier.fit(np.stack(train_images[:30]), list(train_y[:30]))
+    assert classifier.predict(np.stack(test_images[:5])).shape == (5,)
+    assert classifier.predict_proba(test_images[:5]).shape == (5, len(set(train_y[:30])))

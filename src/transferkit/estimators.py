@@ -21,16 +21,24 @@ from transferkit.errors import TransferKitError
 from transferkit.strategies import fit_model
 
 
-def as_texts(X: Any) -> list[str]:
-    """Validate and flatten ``X`` into a list of strings.
+def as_texts(X: Any) -> list[Any]:
+    """Validate ``X`` and turn it into the list of inputs a backbone encodes: texts, file paths (images, audio),
+    or arrays: a list of them, or a numeric array of images (n, h, w[, c]) split along its first axis. A 2-D
+    numeric array is refused: in scikit-learn it means a feature matrix, which a backbone cannot read.
 
     Raises:
-        ValueError: ``X`` is not a collection of texts.
+        ValueError: ``X`` is not a collection of texts, paths or arrays.
     """
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     if isinstance(X, str):
         raise ValueError("X must be a collection of texts, not a single string; wrap it in a list")
+    if isinstance(X, np.ndarray) and X.ndim >= 3 and np.issubdtype(X.dtype, np.number):
+        if len(X) == 0:
+            raise ValueError("X is empty: 0 samples; at least one input is required")
+        return list(X)
+    if isinstance(X, list | tuple) and X and all(isinstance(item, np.ndarray) for item in X):
+        return list(X)
     array = np.asarray(X, dtype=object)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -38,13 +46,13 @@ def as_texts(X: Any) -> list[str]:
         raise ValueError(f"X must be a 1-D collection of texts (or one column), got an array of shape {array.shape}")
     if array.shape[0] == 0:
         raise ValueError("X is empty: 0 samples; at least one text is required")
-    bad = [i for i, value in enumerate(array) if not isinstance(value, str)]
+    bad = [i for i, value in enumerate(array) if not isinstance(value, str | Path)]
     if bad:
         raise ValueError(
-            f"X must contain texts (str); item {bad[0]} is {type(array[bad[0]]).__name__}. "
-            "transferkit estimators encode text with a pre-trained backbone"
+            f"X must contain texts or file paths (str), or arrays; item {bad[0]} is {type(array[bad[0]]).__name__}. "
+            "transferkit estimators encode inputs with a pre-trained backbone"
         )
-    return array.tolist()
+    return [str(value) if isinstance(value, Path) else value for value in array.tolist()]
 
 
 class _TransferEstimator(BaseEstimator):
