@@ -191,6 +191,7 @@ def finetune(
             patience=config.patience,
             set_train_mode=set_train_mode,
             quiet=config.quiet,
+            buffers=dict(module.named_buffers()),
         )
     module.eval()
     for parameter in module.parameters():

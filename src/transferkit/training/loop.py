@@ -54,6 +54,7 @@ def train(
     set_train_mode: Callable[[bool], None] = lambda on: None,
     quiet: bool = False,
     description: str = "fine-tuning",
+    buffers: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train, validate each epoch, keep the best state of ``parameters``, stop early.
 
@@ -63,7 +64,10 @@ def train(
         loss_of: Batch -> scalar loss (penalties included).
         validate: Returns ``{"score": ..., ...}`` (higher is better); None trains all epochs, keeps the last.
         set_train_mode: Switches dropout on/off for the trainable part.
+        buffers: Tensors that training changes without gradients (batch-norm running statistics); the best
+            epoch's values are restored with the parameters, so weights and statistics match.
     """
+    kept = {**parameters, **{f"buffer:{name}": tensor for name, tensor in (buffers or {}).items()}}
     total = epochs * steps_per_epoch
     warmup = max(1, int(total * warmup_fraction))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -96,14 +100,14 @@ def train(
             result.history.append(record)
             improved, stop = stopper.step(record["score"])
             if improved:
-                best_state = {name: tensor.detach().clone() for name, tensor in parameters.items()}
+                best_state = {name: tensor.detach().clone() for name, tensor in kept.items()}
                 result.best_epoch, result.best_score = epoch + 1, record["score"]
             if stop:
                 advance(steps_per_epoch * (epochs - epoch - 1))
                 break
     if best_state is not None:
         with torch.no_grad():
-            for name, tensor in parameters.items():
+            for name, tensor in kept.items():
                 tensor.copy_(best_state[name])
     else:
         result.best_epoch = result.epochs_run
