@@ -75,7 +75,7 @@ def throughput(paths: list[str], repeats: int) -> list[dict]:
     ours_ge2e = create_backbone("ge2e")
     ours_word = create_backbone("efficientword")
     peer_word = Resnet50_Arc_loss()
-    encoder = ours_ge2e._encoder
+    encoder = ours_ge2e.module
     ours_ge2e.encode(paths[:2])  # ONNX export (once per set of weights) and session start, outside the timing
 
     def peer_ge2e():  # the same reading and trimming as ours, then Resemblyzer's own embedding

@@ -99,9 +99,38 @@ def test_ge2e_in_onnx_runtime_equals_resemblyzer(speech, isolated_cache):
     _, train, _ = speech
     ours = create_backbone("ge2e", runtime="onnx", trim=False)
     clips = [ours.samples(r[0]) for r in train[:3]]  # read and resampled, as encode() sees them
-    reference = [ours._encoder.embed_utterance(c / np.abs(c).max() * 0.5) for c in clips]
+    reference = [ours._model.embed_utterance(c / np.abs(c).max() * 0.5) for c in clips]
     np.testing.assert_allclose(ours.encode(clips), np.array(reference), atol=1e-5)
     assert len(list((isolated_cache / "onnx").glob("*-ge2e.onnx"))) == 1
+
+
+def test_ge2e_fine_tunes_by_block_and_round_trips(speech, tmp_path):
+    """GE2E's blocks split like the text encoders' (3 LSTM layers + projection): the split forward equals the whole
+    one, fine-tuning the top 2 blocks moves only them, and the saved model gives the same scores."""
+    import torch
+
+    import transferkit
+    from transferkit.backbones import create_backbone
+    from transferkit.strategies import fit_model
+
+    _, train, test = speech
+    ge2e = create_backbone("ge2e", runtime="torch")
+    batch = ge2e.tokenize([r[0] for r in train[:3]])
+    with torch.inference_mode():
+        whole = ge2e.forward(batch)
+        for n_blocks in (1, 2, 3):
+            np.testing.assert_allclose(ge2e.forward_suffix(ge2e.forward_prefix(batch, n_blocks), n_blocks), whole,
+                                       atol=1e-5)  # fmt: skip
+        # a clip of 1.6 s or less is one partial window: the frozen path sees what fine-tuning trains on
+        np.testing.assert_allclose(ge2e.encode([r[0] for r in train[:3]]), whole.numpy(), atol=1e-5)
+    config = FitConfig(strategy="finetune", unfreeze_layers=2, epochs=2, quiet=True, cache_dir=str(tmp_path / "c"))
+    model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone=ge2e, config=config)
+    assert {name.split("_l")[-1] for name in model.finetuned if name.startswith("lstm.")} == {"2"}
+    assert any(name.startswith("linear.") for name in model.finetuned)
+    clips = [r[0] for r in test[:6]]
+    transferkit.save(model, tmp_path / "ge2e")
+    loaded = transferkit.load(tmp_path / "ge2e")
+    np.testing.assert_allclose(loaded.scores(clips), model.scores(clips), atol=1e-5)
 
 
 def test_mfcc_baseline_round_trips_and_fine_tuning_is_refused(speech, tmp_path):

@@ -4,8 +4,8 @@ An audio backbone takes what a user has: file paths (WAV, FLAC, OGG; any sample 
 channels) or float arrays already at 16 kHz. Every clip is mixed to mono, resampled to 16 kHz (polyphase,
 ``scipy.signal.resample_poly``), and its leading and trailing silence is cut with the silero voice-activity
 detector (ONNX), keeping ``VAD_PAD_SECONDS`` around the speech; a clip where it hears no speech is kept whole.
-All three encoders are used frozen (feature extraction, ``auto``, ranking); fine-tuning them is refused in one
-line.
+Every audio backbone gives frozen features (feature extraction, ``auto``, ranking); GE2E (PyTorch) fine-tunes
+too, the ONNX and TFLite engines refuse fine-tuning in one line.
 
 - ``efficientword``: EfficientWord-Net, a ResNet-50 trained with ArcFace loss to tell words apart; 1.5 s of
   audio (centred, zero-padded) as 149 x 64 log filter banks -> 2048-d, L2-normalised.
@@ -17,6 +17,7 @@ line.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 from collections.abc import Sequence
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from transferkit.backbones.base import InferenceOnlyBackbone, ProgressCallback, content_key
+from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key, hash_state_dict
+from transferkit.backbones.onnx_runtime import OnnxFrozen
 from transferkit.errors import BackboneError, DataError
 
 RATE = 16_000
@@ -114,7 +117,7 @@ class SpeechTrimmer:
         return samples[start:stop]
 
 
-class AudioBackbone(InferenceOnlyBackbone):
+class AudioBackbone(Backbone):
     """What every audio encoder shares: reading, resampling, trimming, content-hashed cache keys.
 
     Args:
@@ -122,7 +125,6 @@ class AudioBackbone(InferenceOnlyBackbone):
     """
 
     modality = "audio"
-    engine = "a frozen inference engine"
 
     def _setup(self, name: str, trim: bool) -> None:
         self.name, self.source, self.trim = name, {"registry": name}, bool(trim)
@@ -145,11 +147,15 @@ class AudioBackbone(InferenceOnlyBackbone):
     def _embed(self, samples: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _prepare(self, n_clips: int) -> None:
+        """Called once per :meth:`encode` with the number of clips (engines choose themselves here)."""
+
     def encode(
         self, inputs: Sequence[AudioInput], *, batch_size: int = 32, progress: ProgressCallback | None = None
     ) -> np.ndarray:
         items = list(inputs)
         output = np.zeros((len(items), self.dim), dtype=np.float32)
+        self._prepare(len(items))
         for row, item in enumerate(items):
             output[row] = self._embed(self.samples(item))
             if progress is not None:
@@ -157,7 +163,7 @@ class AudioBackbone(InferenceOnlyBackbone):
         return output
 
 
-class EfficientWordBackbone(AudioBackbone):
+class EfficientWordBackbone(AudioBackbone, InferenceOnlyBackbone):
     """EfficientWord-Net's keyword embedding (ONNX; ``quantized=True`` uses the int8 graph)."""
 
     engine = "ONNX Runtime"
@@ -191,7 +197,7 @@ class EfficientWordBackbone(AudioBackbone):
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-class OpenWakeWordBackbone(AudioBackbone):
+class OpenWakeWordBackbone(AudioBackbone, InferenceOnlyBackbone):
     """openWakeWord's speech embedding (96-d per 80 ms), averaged over the clip."""
 
     engine = "TFLite (openWakeWord)"
@@ -220,72 +226,128 @@ class OpenWakeWordBackbone(AudioBackbone):
         return np.concatenate(vectors).mean(axis=0)
 
 
-class GE2EBackbone(AudioBackbone):
-    """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised).
+class _Ge2eGraph(torch.nn.Module):
+    """mel windows -> L2-normalised partial embeddings: the graph exported to ONNX."""
 
-    Resemblyzer's own recipe (40-band mel spectrogram, 1.6 s partial windows at 1.3 per second, the mean of the
-    partial embeddings), with the LSTM run by ONNX Runtime (exported once to the cache folder) when
-    ``runtime`` is "auto" or "onnx", or by PyTorch with "torch".
+    def __init__(self, backbone: GE2EBackbone) -> None:
+        super().__init__()
+        self.encoder = backbone.module
+        self.backbone = [backbone]  # a list: not registered twice as a submodule
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        return self.backbone[0].forward({"mels": mels})
+
+
+class _Ge2eOnnx:
+    def __init__(self, backbone: GE2EBackbone) -> None:
+        from transferkit.backbones import onnx_runtime
+
+        path = onnx_runtime.cache_folder() / f"{hash_state_dict(backbone.module.state_dict())}-ge2e.onnx"
+        if not path.exists():
+            axes = {"mels": {0: "batch", 1: "frames"}, "embeds": {0: "batch"}}
+            onnx_runtime.export(_Ge2eGraph(backbone), (torch.zeros(2, 160, 40),), ["mels"], axes, path, "embeds")
+        self.session = onnx_runtime.session(path)
+        self.version = onnx_runtime.weights_version(backbone.module)
+
+    def __call__(self, mels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"mels": mels})[0]
+
+
+class GE2EBackbone(OnnxFrozen, AudioBackbone):
+    """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised), frozen or fine-tuned.
+
+    Frozen features follow Resemblyzer's recipe (40-band mel spectrogram, 1.6 s partial windows at 1.3 per
+    second, the normalised mean of the partial embeddings), with the network run by ONNX Runtime (exported once
+    per set of weights to the cache folder) when ``runtime`` is "auto" or "onnx", by PyTorch with "torch".
+    Fine-tuning trains blocks 0-2 (the three LSTM layers) and 3 (the projection) on each clip's first 1.6 s
+    window, the whole clip for commands of that length or less.
     """
 
-    engine = "an inference-only speaker encoder"
     PARTIAL = int(1.6 * RATE)
 
     def __init__(self, *, trim: bool = True, runtime: str = "auto", **_: Any) -> None:
         import contextlib
         import io
 
-        folder = package_folder("resemblyzer", "ge2e")
+        package_folder("resemblyzer", "ge2e")
         with contextlib.redirect_stdout(io.StringIO()):
             from resemblyzer import VoiceEncoder
 
-            self._encoder = VoiceEncoder("cpu", verbose=False).eval()
-        if runtime not in ("auto", "onnx", "torch"):
-            raise BackboneError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
-        self._path = folder / "pretrained.pt"
+            self._model = VoiceEncoder("cpu", verbose=False).eval()
+        self._set_runtime(runtime)
         self._setup("ge2e", trim)
-        self.runtime = runtime
-        self._session = None
         self.dim = 256
 
-    def _lstm(self, mels: np.ndarray) -> np.ndarray:
-        """Partial embeddings of (n, frames, 40) mel windows."""
-        import torch
+    def __deepcopy__(self, memo: dict) -> GE2EBackbone:
+        clone = copy.copy(self)
+        clone._model = copy.deepcopy(self._model, memo)
+        clone._onnx = None
+        return clone
 
-        from transferkit.backbones import onnx_runtime
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._model
 
-        if self._session is None and self.runtime != "torch" and onnx_runtime.available():
-            path = onnx_runtime.cache_folder() / f"{self.weights_hash}-ge2e.onnx"
-            try:
-                if not path.exists():
-                    axes = {"mels": {0: "batch", 1: "frames"}, "embeds": {0: "batch"}}
-                    example = (torch.zeros(2, 160, 40),)
-                    onnx_runtime.export(self._encoder, example, ["mels"], axes, path, output="embeds")
-                self._session = onnx_runtime.session(path)
-            except Exception as error:  # "auto" falls back to PyTorch
-                if self.runtime == "onnx":
-                    raise BackboneError(f"could not run 'ge2e' with ONNX Runtime: {error}") from error
-                self.runtime = "torch"
-        if self._session is not None:
-            return self._session.run(None, {"mels": mels})[0]
-        with torch.inference_mode():
-            return self._encoder(torch.from_numpy(mels)).numpy()
+    @property
+    def num_blocks(self) -> int:
+        return self._model.lstm.num_layers + 1
 
-    def _embed(self, samples: np.ndarray) -> np.ndarray:
+    def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
+        if index == self.num_blocks - 1:
+            return list(self._model.linear.parameters())
+        return [p for name, p in self._model.lstm.named_parameters() if name.endswith(f"_l{index}")]
+
+    def _mels(self, samples: np.ndarray) -> tuple[np.ndarray, list[slice]]:
         from resemblyzer import audio
 
         peak = float(np.abs(samples).max())
         samples = samples / peak * 0.5 if peak > 0 else samples  # GE2E was trained on normalised volume
-        wav_slices, mel_slices = self._encoder.compute_partial_slices(len(samples), rate=1.3, min_coverage=0.75)
+        wav_slices, mel_slices = self._model.compute_partial_slices(len(samples), rate=1.3, min_coverage=0.75)
         if wav_slices[-1].stop >= len(samples):
             samples = np.pad(samples, (0, wav_slices[-1].stop - len(samples)))
-        mel = audio.wav_to_mel_spectrogram(samples)
-        partials = self._lstm(np.ascontiguousarray([mel[s] for s in mel_slices], dtype=np.float32))
+        return audio.wav_to_mel_spectrogram(samples), mel_slices
+
+    def tokenize(self, inputs: Sequence[AudioInput]) -> dict[str, torch.Tensor]:
+        windows = []
+        for item in inputs:
+            mel, slices = self._mels(self.samples(item))
+            windows.append(mel[slices[0]])
+        return {"mels": torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))}
+
+    def _layers(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        lstm = self._model.lstm
+        for layer in range(start, stop):
+            weights = [getattr(lstm, f"{kind}_l{layer}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+            x = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self._model.training, False, True)[0]
+        return x
+
+    def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
+        return {"hidden": self._layers(batch["mels"], 0, n_blocks)} if n_blocks else dict(batch)
+
+    def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
+        x = state["hidden"] if "hidden" in state else state["mels"]
+        last = self._layers(x, n_blocks if "hidden" in state else 0, self._model.lstm.num_layers)[:, -1]
+        embeds = torch.relu(self._model.linear(last))
+        return embeds / embeds.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    def _prepare(self, n_clips: int) -> None:
+        self._model.eval()
+        self._engine = self._onnx_engine(n_clips, 1, lambda: _Ge2eOnnx(self))
+
+    def _embed(self, samples: np.ndarray) -> np.ndarray:
+        mel, slices = self._mels(samples)
+        mels = np.ascontiguousarray([mel[s] for s in slices], dtype=np.float32)
+        if self._engine is not None:
+            partials = self._engine(mels)
+        else:
+            with torch.inference_mode():
+                partials = self.forward({"mels": torch.from_numpy(mels)}).numpy()
         mean = partials.mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-class MfccStatistics(AudioBackbone):
+class MfccStatistics(AudioBackbone, InferenceOnlyBackbone):
     """Not pre-trained: mean and standard deviation over time of 20 MFCCs and their deltas (80-d), the
     from-scratch audio baseline's features (``mfcc-lr``)."""
 

@@ -140,7 +140,9 @@ def compare(
 
         backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.texts[:1])]
     backbone = create_backbone(backbone, max_length=base.max_length)
-    baselines = list(baselines_for(backbone.modality) if baselines is None else baselines)
+    if baselines is None:  # the same architecture from random weights needs a backbone that can train
+        baselines = [b for b in baselines_for(backbone.modality) if backbone.trainable or b != "scratch-encoder"]
+    baselines = list(baselines)
     for name in baselines:
         BASELINES.info(name)  # "unknown baseline ... did you mean" for typos
     task = data.task
