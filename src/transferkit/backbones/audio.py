@@ -17,7 +17,6 @@ too, the ONNX and TFLite engines refuse fine-tuning in one line.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 from collections.abc import Sequence
@@ -277,16 +276,6 @@ class GE2EBackbone(OnnxFrozen, AudioBackbone):
         self._set_runtime(runtime)
         self._setup("ge2e", trim)
         self.dim = 256
-
-    def __deepcopy__(self, memo: dict) -> GE2EBackbone:
-        clone = copy.copy(self)
-        clone._model = copy.deepcopy(self._model, memo)
-        clone._onnx = None
-        return clone
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
 
     @property
     def num_blocks(self) -> int:

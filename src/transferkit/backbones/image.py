@@ -10,7 +10,6 @@ weights into saved models and into the embedding cache key.
 from __future__ import annotations
 
 import abc
-import copy
 import io
 import os
 from collections.abc import Sequence
@@ -204,17 +203,6 @@ class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
         self._engine = None
         self._data_config(**data_config)
         self.dim = int(model._conv_head.out_channels)
-
-    def __deepcopy__(self, memo: dict) -> EfficientNetLiteBackbone:
-        """Copies share nothing mutable; the ONNX session (not copyable) is rebuilt lazily by the copy."""
-        clone = copy.copy(self)
-        clone._model = copy.deepcopy(self._model, memo)
-        clone._onnx = clone._engine = None
-        return clone
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
 
     @property
     def num_blocks(self) -> int:

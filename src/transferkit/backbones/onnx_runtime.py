@@ -50,6 +50,21 @@ class OnnxFrozen:
     _model: torch.nn.Module
     _onnx: Any
 
+    def __deepcopy__(self, memo: dict) -> Any:
+        """Copies share nothing mutable; the ONNX session (not copyable) is rebuilt lazily by the copy."""
+        import copy
+
+        clone = copy.copy(self)
+        clone._model = copy.deepcopy(self._model, memo)
+        clone._onnx = None
+        if hasattr(clone, "_engine"):
+            clone._engine = None
+        return clone
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._model
+
     def _set_runtime(self, runtime: str) -> None:
         from transferkit.errors import BackboneError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import socket
 from collections.abc import Sequence
@@ -69,16 +68,9 @@ class TransformerTextBackbone(OnnxFrozen, Backbone):
         self._layers = _find_layers(model)
 
     def __deepcopy__(self, memo: dict) -> TransformerTextBackbone:
-        """Copies share nothing mutable; the ONNX session (not copyable) is rebuilt lazily by the copy."""
-        clone = copy.copy(self)
-        clone._model = copy.deepcopy(self._model, memo)
+        clone = OnnxFrozen.__deepcopy__(self, memo)
         clone._layers = _find_layers(clone._model)
-        clone._onnx = None
         return clone
-
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
 
     def hashed_state(self) -> dict[str, torch.Tensor]:
         # The pooler is unused (we mean-pool) and randomly initialised when a folder lacks it.
