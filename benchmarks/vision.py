@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--baselines", default="small-cnn")
     parser.add_argument("--learning-rate", type=float, default=None, help="fine-tuning rate (default: FitConfig's)")
     parser.add_argument("--throughput-images", type=int, default=256)
-    parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-compare", action="store_true", help="throughput only")
     parser.add_argument("--output", default="benchmarks/results/vision.json")
     args = parser.parse_args()
 

@@ -57,7 +57,7 @@ class OnnxFrozen:
         clone = copy.copy(self)
         clone._model = copy.deepcopy(self._model, memo)
         clone._onnx = None
-        if hasattr(clone, "_engine"):
+        if "_engine" in clone.__dict__:  # a chosen engine (images, GE2E); text backbones have an _engine method
             clone._engine = None
         return clone
 
