@@ -319,3 +319,20 @@ def test_scikit_learn_estimator_takes_an_array_of_images(digits, tmp_path):
     classifier.fit(np.stack(train_images[:30]), list(train_y[:30]))
     assert classifier.predict(np.stack(test_images[:5])).shape == (5,)
     assert classifier.predict_proba(test_images[:5]).shape == (5, len(set(train_y[:30])))
+
+
+def test_compare_on_a_folder_of_images_runs_transfer_against_the_small_cnn(digits, tmp_path):
+    """`compare` reads a folder of class sub-folders, picks the image backbone and the image baselines."""
+    from PIL import Image
+
+    import transferkit
+
+    train_images, train_y, test_images, test_y = digits
+    for i, (image, label) in enumerate(zip(train_images + test_images, [*train_y, *test_y], strict=True)):
+        (tmp_path / "digits" / f"d{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "digits" / f"d{label}" / f"{i}.png")
+    result = transferkit.compare(tmp_path / "digits", budgets="2,4", seeds=1, strategies=["feature-extraction"],
+                                 baselines=["small-cnn"], max_run_seconds=3600, cache_dir=str(tmp_path / "cache"),
+                                 quiet=True)  # fmt: skip
+    assert result["backbone"] == "efficientnet-lite0" and set(result["curves"]) == {"feature-extraction", "small-cnn"}
+    assert [gain["budget"] for gain in result["gains"]] == ["2", "4"] and result["summary"]

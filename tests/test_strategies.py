@@ -253,3 +253,28 @@ def test_auto_below_the_minimum_per_class_keeps_feature_extraction_and_says_why(
     assert model.strategy == "feature-extraction"
     assert model.info["auto"]["per_class"] == 8 < AUTO_MIN_PER_CLASS
     assert f"below {AUTO_MIN_PER_CLASS}" in model.info["auto"]["reason"] and "scores" not in model.info["auto"]
+
+
+@pytest.mark.parametrize("present", [["a", "c", "d"], ["b", "d"]])
+def test_linear_head_keeps_every_class_when_some_are_absent(present):
+    """A probe fitted where some classes have no example (a few-shot validation split) still has one output per
+    class, and never predicts the absent ones."""
+    from transferkit.heads import fit_linear_head
+    from transferkit.targets import TargetEncoder
+
+    encoder = TargetEncoder.fit(["a", "b", "c", "d"], "classification")
+    y = present * 5
+    X = np.random.default_rng(0).normal(size=(len(y), 4)) + np.array([encoder.classes.index(v) for v in y])[:, None]
+    scores = fit_linear_head(X, encoder.encode(y), encoder).scores(X)
+    predicted = [encoder.classes[i] for i in scores.argmax(1)]
+    assert scores.shape == (len(y), 4) and set(predicted) <= set(present)
+    assert np.mean([p == t for p, t in zip(predicted, y, strict=True)]) > 0.8
+
+
+def test_finetune_with_two_examples_per_class_trains_on_all_of_them():
+    """Ten classes of two: no split can hold out examples without removing a class, so none is held out."""
+    texts = [f"{word} {i}" for word in "abcdefghij" for i in range(2)]
+    labels = [text[0] for text in texts]
+    config = FitConfig(strategy="finetune", epochs=1, quiet=True)
+    model = fit_model(texts, labels, task="classification", backbone="toy-text", config=config)
+    assert model.info["validation_score"] is None and len(model.classes) == 10

@@ -132,6 +132,17 @@ def fit_linear_head(
             np.stack([m.coef_[0] for m in models]), np.array([m.intercept_[0] for m in models]), C=LOGISTIC_C
         )
     model = _logistic(embeddings, target, seed)
+    n_outputs = encoder.n_outputs
+    if n_outputs > 1 and len(model.intercept_) != n_outputs:  # classes absent from these examples: never predicted
+        coef = np.zeros((n_outputs, embeddings.shape[1]))
+        intercept = np.full(n_outputs, -1e4)
+        present = np.unique(target)
+        if len(present) == 2:  # scikit-learn's binary form: one logit for the second class against the first
+            intercept[present[0]] = 0.0
+            coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
+        else:
+            coef[present], intercept[present] = model.coef_, model.intercept_
+        return LinearHead(coef, intercept, C=LOGISTIC_C)
     return LinearHead(model.coef_, model.intercept_, C=LOGISTIC_C)
 
 

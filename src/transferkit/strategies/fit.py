@@ -147,7 +147,12 @@ def _embed(backbone: Backbone, texts: list[str], config: FitConfig) -> np.ndarra
 def _validation_split(y: list[Any], task: str, config: FitConfig) -> tuple[np.ndarray, np.ndarray | None]:
     if len(y) < 8:  # too small to hold anything out: train on everything, no early stopping
         return np.arange(len(y)), None
-    return train_test_indices(y, test_size=config.validation_fraction, task=task, seed=config.seed)
+    train, valid = train_test_indices(y, test_size=config.validation_fraction, task=task, seed=config.seed)
+    if task == "classification" and len({y[i] for i in train}) < len(set(y)):
+        # Too few examples per class to stratify (say 2 per class, 10 classes): holding some out would remove a
+        # class from training, so train on everything without early stopping.
+        return np.arange(len(y)), None
+    return train, valid
 
 
 def _finetune(backbone, texts, target, encoder, config, fit_part, valid_part, embeddings=None) -> TransferModel:
