@@ -321,6 +321,7 @@ def test_scikit_learn_estimator_takes_an_array_of_images(digits, tmp_path):
     assert classifier.predict_proba(test_images[:5]).shape == (5, len(set(train_y[:30])))
 
 
+@pytest.mark.slow  # 40 s; benchmarks/vision.py runs the same compare() on images
 def test_compare_on_a_folder_of_images_runs_transfer_against_the_small_cnn(digits, tmp_path):
     """`compare` reads a folder of class sub-folders, picks the image backbone and the image baselines."""
     from PIL import Image
