@@ -178,3 +178,30 @@ def test_cli_fits_a_folder_of_spoken_commands_and_predicts(speech, tmp_path):
     wrong = subprocess.run([*cli, "fit", folder, "--output", tmp_path / "bad", "--modality", "image"], env=env,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert wrong.returncode == 2 and "folder of audio files, not image" in wrong.stderr
+
+
+def test_backbone_auto_ranks_the_audio_candidates(speech, tmp_path):
+    """`backbone="auto"` on audio files ranks the audio backbones only, and the keyword encoder wins on words."""
+    from transferkit.selection.rank import candidates_for
+    from transferkit.strategies import fit_model
+
+    _, train, _ = speech
+    config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
+    model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone="auto",
+                      config=config)  # fmt: skip
+    assert set(model.info["backbone_ranking"]["scores"]) == set(candidates_for("audio"))
+    assert set(candidates_for("audio")) == {"efficientword", "openwakeword", "ge2e"}
+
+
+def test_auto_measures_the_mfcc_baseline_on_audio(tmp_path):
+    """From 16 clips per class `auto` cross-validates frozen features against the cheap audio baseline."""
+    from transferkit.strategies import fit_model
+
+    rows = synthesize(tmp_path / "two", words=("yes", "no"), voices=(*VOICES, "en-us+m3", "en-gb+f2"),
+                      speeds=(130, 170), pitches=(50,))  # fmt: skip
+    config = FitConfig(strategy="auto", quiet=True, cache_dir=str(tmp_path / "cache"))
+    model = fit_model([r[0] for r in rows], [r[1] for r in rows], task="classification", backbone="efficientword",
+                      config=config)  # fmt: skip
+    scores = model.info["auto"]["scores"]
+    assert {"feature-extraction", "mfcc-lr"} <= set(scores) and "finetune" not in scores  # ONNX: no gradients
+    assert model.info["auto"]["chosen"] in ("feature-extraction", "mfcc-lr")
