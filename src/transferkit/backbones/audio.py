@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key, hash_state_dict
-from transferkit.backbones.onnx_runtime import OnnxFrozen
+from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
+from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen
 from transferkit.errors import BackboneError, DataError
 
 RATE = 16_000
@@ -225,33 +225,6 @@ class OpenWakeWordBackbone(AudioBackbone, InferenceOnlyBackbone):
         return np.concatenate(vectors).mean(axis=0)
 
 
-class _Ge2eGraph(torch.nn.Module):
-    """mel windows -> L2-normalised partial embeddings: the graph exported to ONNX."""
-
-    def __init__(self, backbone: GE2EBackbone) -> None:
-        super().__init__()
-        self.encoder = backbone.module
-        self.backbone = [backbone]  # a list: not registered twice as a submodule
-
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        return self.backbone[0].forward({"mels": mels})
-
-
-class _Ge2eOnnx:
-    def __init__(self, backbone: GE2EBackbone) -> None:
-        from transferkit.backbones import onnx_runtime
-
-        path = onnx_runtime.cache_folder() / f"{hash_state_dict(backbone.module.state_dict())}-ge2e.onnx"
-        if not path.exists():
-            axes = {"mels": {0: "batch", 1: "frames"}, "embeds": {0: "batch"}}
-            onnx_runtime.export(_Ge2eGraph(backbone), (torch.zeros(2, 160, 40),), ["mels"], axes, path, "embeds")
-        self.session = onnx_runtime.session(path)
-        self.version = onnx_runtime.weights_version(backbone.module)
-
-    def __call__(self, mels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"mels": mels})[0]
-
-
 class GE2EBackbone(OnnxFrozen, AudioBackbone):
     """Resemblyzer's GE2E speaker encoder (256-d, L2-normalised), frozen or fine-tuned.
 
@@ -322,7 +295,9 @@ class GE2EBackbone(OnnxFrozen, AudioBackbone):
 
     def _prepare(self, n_clips: int) -> None:
         self._model.eval()
-        self._engine = self._onnx_engine(n_clips, 1, lambda: _Ge2eOnnx(self))
+        example = torch.zeros(2, 160, 40)  # partial windows: 160 frames of 40 mel bands
+        build = lambda: ExportedForward(self, "mels", example, {0: "batch", 1: "frames"}, "ge2e")  # noqa: E731
+        self._engine = self._onnx_engine(n_clips, 1, build)
 
     def _embed(self, samples: np.ndarray) -> np.ndarray:
         mel, slices = self._mels(samples)

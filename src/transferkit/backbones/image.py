@@ -24,10 +24,9 @@ from transferkit.backbones.base import (
     InferenceOnlyBackbone,
     ProgressCallback,
     content_key,
-    hash_state_dict,
     read_file_bytes,
 )
-from transferkit.backbones.onnx_runtime import OnnxFrozen, cache_folder
+from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen
 from transferkit.errors import BackboneError, DataError
 
 ImageInput = str | Path | np.ndarray | Any  # Any: a PIL image
@@ -148,38 +147,26 @@ class ImageBackbone(Backbone):
         return output
 
 
-class _Pooled(torch.nn.Module):
-    """pixels -> pooled features, the graph exported to ONNX."""
+class TorchImageBackbone(ImageBackbone):
+    """Image backbones that are torch modules (fine-tunable): pixels as tensors, and frozen features from the
+    engine :meth:`_prepare` chose (``_engine``, e.g. an ONNX graph) or from PyTorch."""
 
-    def __init__(self, backbone: EfficientNetLiteBackbone) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.model = backbone.module  # registered, so export sees the weights as parameters
+    _engine: Any = None
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward({"pixels": pixels})
+    def tokenize(self, inputs: Sequence[ImageInput]) -> dict[str, torch.Tensor]:
+        return {"pixels": torch.from_numpy(self.pixels(inputs))}
 
+    def _prepare(self, n_images: int) -> None:
+        self.module.eval()
 
-class _OnnxPooled:
-    """The exported ``_Pooled`` graph of one set of weights, kept in the ONNX cache folder."""
-
-    def __init__(self, backbone: EfficientNetLiteBackbone, folder: Path) -> None:
-        from transferkit.backbones import onnx_runtime
-
-        module = backbone.module
-        path = folder / f"{hash_state_dict(module.state_dict())}-pixels-{backbone.size}.onnx"
-        if not path.exists():
-            example = torch.zeros(2, 3, backbone.size, backbone.size)
-            axes = {"pixels": {0: "batch"}, "features": {0: "batch"}}
-            onnx_runtime.export(_Pooled(backbone), (example,), ["pixels"], axes, path, output="features")
-        self.session = onnx_runtime.session(path)
-        self.version = onnx_runtime.weights_version(module)
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": pixels})[0]
+    def _features(self, pixels: np.ndarray) -> np.ndarray:
+        if self._engine is not None:
+            return self._engine(pixels)
+        with torch.inference_mode():
+            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
 
 
-class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
+class EfficientNetLiteBackbone(OnnxFrozen, TorchImageBackbone):
     """EfficientNet-Lite (ReLU6, no squeeze-excite): stem, MBConv blocks, 1x1 head conv, average pooling.
 
     Blocks for fine-tuning: 0 = stem, 1..B = the MBConv blocks, B + 1 = the head convolution. Frozen features
@@ -200,7 +187,6 @@ class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
         self._model = model.eval()
         self.name = name
         self.source = source
-        self._engine = None
         self._data_config(**data_config)
         self.dim = int(model._conv_head.out_channels)
 
@@ -218,9 +204,6 @@ class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
 
     def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
         return [p for module in self._block(index) for p in module.parameters()]
-
-    def tokenize(self, inputs: Sequence[ImageInput]) -> dict[str, torch.Tensor]:
-        return {"pixels": torch.from_numpy(self.pixels(inputs))}
 
     def _run(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         model = self._model
@@ -248,17 +231,12 @@ class EfficientNetLiteBackbone(OnnxFrozen, ImageBackbone):
 
     def _prepare(self, n_images: int) -> None:
         self._model.eval()
-        build = lambda: _OnnxPooled(self, cache_folder())  # noqa: E731
+        example = torch.zeros(2, 3, self.size, self.size)
+        build = lambda: ExportedForward(self, "pixels", example, {0: "batch"}, f"pixels-{self.size}")  # noqa: E731
         self._engine = self._onnx_engine(n_images, ONNX_MIN_IMAGES, build)
 
-    def _features(self, pixels: np.ndarray) -> np.ndarray:
-        if self._engine is not None:
-            return self._engine(pixels)
-        with torch.inference_mode():
-            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
 
-
-class SmallCNNBackbone(ImageBackbone):
+class SmallCNNBackbone(TorchImageBackbone):
     """A small convolutional network with random weights: the from-scratch image baseline (``small-cnn``).
 
     Four blocks of 3x3 convolution, batch norm and ReLU (32, 64, 128, 256 channels; 2x2 max pooling after the
@@ -295,20 +273,12 @@ class SmallCNNBackbone(ImageBackbone):
     def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
         return list(self._model[index].parameters())
 
-    def tokenize(self, inputs: Sequence[ImageInput]) -> dict[str, torch.Tensor]:
-        return {"pixels": torch.from_numpy(self.pixels(inputs))}
-
     def forward_prefix(self, batch: dict[str, torch.Tensor], n_blocks: int) -> dict[str, torch.Tensor]:
         return {"hidden": self._model[:n_blocks](batch["pixels"])} if n_blocks else dict(batch)
 
     def forward_suffix(self, state: dict[str, torch.Tensor], n_blocks: int) -> torch.Tensor:
         x = self._model[n_blocks:](state["hidden"]) if "hidden" in state else self._model(state["pixels"])
         return x.mean(dim=(2, 3))
-
-    def _features(self, pixels: np.ndarray) -> np.ndarray:
-        self._model.eval()
-        with torch.inference_mode():
-            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
 
 
 class OnnxImageBackbone(ImageBackbone, InferenceOnlyBackbone):
@@ -351,8 +321,11 @@ class OnnxImageBackbone(ImageBackbone, InferenceOnlyBackbone):
         model_file = folder / f"{self.weights_hash}-{self._output.strip('/').replace('/', '_')}.onnx"
         if not model_file.exists():
             temporary = model_file.with_name(f".{model_file.name}.{os.getpid()}")
-            onnx.save(graph, str(temporary))
-            os.replace(temporary, model_file)
+            try:  # written aside and renamed: an interrupted save leaves no partial graph behind
+                onnx.save(graph, str(temporary))
+                os.replace(temporary, model_file)
+            finally:
+                temporary.unlink(missing_ok=True)
         self._session = onnx_runtime.session(model_file)
         self._data_config(**data_config)
         self.dim = int(self._features(self.pixels([np.zeros((8, 8), np.uint8)])).shape[1])

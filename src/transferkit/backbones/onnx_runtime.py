@@ -91,6 +91,39 @@ class OnnxFrozen:
         return self._onnx
 
 
+class _Forward(torch.nn.Module):
+    """``backbone.forward({key: x})`` as a module: the graph exported for a backbone's frozen features."""
+
+    def __init__(self, backbone: Any, key: str) -> None:
+        super().__init__()
+        self.weights = backbone.module  # registered, so the exporter sees the weights as parameters
+        self.backbone, self.key = [backbone], key  # a list: the backbone itself is not a module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone[0].forward({self.key: x})
+
+
+class ExportedForward:
+    """A backbone's whole forward pass (one input tensor -> pooled features) in ONNX Runtime, for the weights it
+    has now: exported once per set of weights to ``<cache>/onnx/<sha256>-<tag>.onnx``.
+
+    Args:
+        backbone: A torch backbone whose ``forward`` takes ``{key: tensor}``.
+        key: The input's name; example: an input of the right shape; axes: its dynamic axes.
+    """
+
+    def __init__(self, backbone: Any, key: str, example: torch.Tensor, axes: dict[int, str], tag: str) -> None:
+        module = backbone.module
+        path = cache_folder() / f"{hash_state_dict(module.state_dict())}-{tag}.onnx"
+        if not path.exists():
+            dynamic = {key: axes, "features": {0: "batch"}}
+            export(_Forward(backbone, key), (example,), [key], dynamic, path, output="features")
+        self.key, self.session, self.version = key, session(path), weights_version(module)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.key: x})[0]
+
+
 def cache_folder() -> Path:
     """Where exported graphs are kept: ``<transferkit cache>/onnx``."""
     from transferkit.cache import default_cache_dir

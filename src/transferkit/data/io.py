@@ -220,10 +220,7 @@ def load_labeled(
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     label = _pick(frame, label_col, LABEL_NAMES, "label", name)
-    if modality is None:
-        modality = frame.attrs["modality"] if folder else _detect_modality(frame, text_col, exclude=(label,))
-    if modality in MEDIA_SUFFIXES and not folder:
-        text_col = text_col or _path_column(frame, name, modality, exclude=(label,))
+    modality, text_col = _input_modality(frame, name, text_col, modality, exclude=(label,))
     text = _text_column(frame, text_col, name, exclude=(label,))
     if not label:
         others = [c for c in frame.columns if c != text]
@@ -240,8 +237,7 @@ def load_labeled(
         raise DataError(f"{name}: {_row_list(missing)} no label in column {label!r}; fill them in or drop those rows")
     texts = _check_texts(frame[text], text, name)
     if modality in MEDIA_SUFFIXES:
-        base = None if folder or isinstance(source, pd.DataFrame) else Path(str(source)).expanduser().parent
-        keep = check_files(texts, base, name, modality, on_bad_file)
+        keep = _readable(texts, source, frame, name, modality, on_bad_file)
         texts, labels = [texts[i] for i in keep], labels.iloc[keep]
         if not texts:
             raise DataError(f"{name}: no readable {modality} files are left; check the paths")
@@ -359,20 +355,38 @@ def load_texts(
     builtin = BUILTIN_DATASETS.get(name) if not isinstance(source, pd.DataFrame) and not Path(name).exists() else None
     _check_choice(modality, MODALITIES, "modality", allow_none=True)
     _check_choice(on_bad_file, ON_BAD_FILE, "on_bad_file")
-    folder = frame.attrs.get("modality") in MEDIA_SUFFIXES
-    if folder:
-        text_col, modality = "path", frame.attrs["modality"]
-    elif modality is None:
-        modality = _detect_modality(frame, text_col)
-    if modality in MEDIA_SUFFIXES and not folder:
-        text_col = text_col or _path_column(frame, name, modality)
+    if frame.attrs.get("modality") in MEDIA_SUFFIXES:
+        text_col, modality = "path", None  # a folder listing: its own kind of file, in its path column
+    modality, text_col = _input_modality(frame, name, text_col, modality)
     column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
     texts = _check_texts(frame[column], column, name)
     if modality in MEDIA_SUFFIXES:
-        base = None if folder or isinstance(source, pd.DataFrame) else Path(name).expanduser().parent
-        keep = check_files(texts, base, name, modality, on_bad_file)
+        keep = _readable(texts, source, frame, name, modality, on_bad_file)
         texts, frame = [texts[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
     return texts, frame, column
+
+
+def _input_modality(
+    frame: pd.DataFrame, source: str, text_col: str | None, modality: str | None, exclude=()
+) -> tuple[str, str | None]:
+    """The modality (a folder listing's own, the one given, or detected from the columns) and the input column
+    (for image / audio tables without one given: the column of file paths)."""
+    if frame.attrs.get("modality") in MEDIA_SUFFIXES:
+        return modality or frame.attrs["modality"], text_col
+    modality = modality or _detect_modality(frame, text_col, exclude=exclude)
+    if modality in MEDIA_SUFFIXES:
+        text_col = text_col or _path_column(frame, source, modality, exclude=exclude)
+    return modality, text_col
+
+
+def _readable(
+    paths: list[str], source: Any, frame: pd.DataFrame, name: str, modality: str, on_bad_file: str
+) -> list[int]:
+    """:func:`check_files` with the containment rule of tables: paths inside the data file's folder (a folder
+    listing and an in-memory DataFrame have none)."""
+    listing = frame.attrs.get("modality") in MEDIA_SUFFIXES
+    base = None if listing or isinstance(source, pd.DataFrame) else Path(str(source)).expanduser().parent
+    return check_files(paths, base, name, modality, on_bad_file)
 
 
 def _check_choice(value: str | None, choices: tuple[str, ...], what: str, allow_none: bool = False) -> None:
