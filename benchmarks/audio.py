@@ -33,7 +33,7 @@ from transferkit.backbones import create_backbone
 from transferkit.backbones.audio import load_audio
 from transferkit.data import LabeledData
 from transferkit.datasets.speech import COMMANDS, VOICES, synthesize
-from transferkit.evaluation.compare import compare
+from transferkit.experiments.compare import compare
 
 
 def _labeled(rows, label_index: int) -> LabeledData:

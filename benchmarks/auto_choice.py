@@ -31,18 +31,24 @@ from transferkit.backbones import create_backbone  # noqa: E402
 from transferkit.config import FitConfig  # noqa: E402
 from transferkit.data.io import load_labeled  # noqa: E402
 from transferkit.data.split import train_test_indices  # noqa: E402
-from transferkit.evaluation.compare import sample_budget  # noqa: E402
-from transferkit.strategies.feature_extraction import fit_head  # noqa: E402
-from transferkit.strategies.fit import (  # noqa: E402
-    AUTO_MIN_PER_CLASS,
-    AUTO_REPEATS,
-    _embed,
-    _fit_baseline,
-    _folds,
-    _score,
-    _wins,
+from transferkit.experiments.compare import sample_budget  # noqa: E402
+from transferkit.strategies.feature_extraction.fit import fit_head  # noqa: E402
+from transferkit.strategies.auto.fit import AUTO_MIN_PER_CLASS, AUTO_REPEATS, _wins  # noqa: E402
+from transferkit.strategies.common import (  # noqa: E402
+    FitRun,
+    folds,
+    frozen_embeddings,
+    validation_score,
 )
+from transferkit.strategies.scratch.fit import fit_tfidf  # noqa: E402
 from transferkit.targets import TargetEncoder  # noqa: E402
+
+
+def _tfidf(texts, target, encoder, config):
+    run = FitRun(
+        inputs=texts, target=target, encoder=encoder, backbone=None, config=config, fit_part=np.arange(len(texts))
+    )
+    return fit_tfidf(run)
 
 
 def _labels(scores: np.ndarray) -> np.ndarray:
@@ -57,7 +63,7 @@ def run(name: str, budgets: list[int], seeds: int) -> list[dict]:
     encoder = TargetEncoder.fit(list(data.y), data.task)
     truth = encoder.encode([data.y[i] for i in test])
     backbone = create_backbone("minilm")
-    test_embeddings = _embed(backbone, test_texts, FitConfig(quiet=True))
+    test_embeddings = frozen_embeddings(backbone, test_texts, FitConfig(quiet=True))
     rows = []
     for budget in budgets:
         for seed in range(seeds):
@@ -65,16 +71,16 @@ def run(name: str, budgets: list[int], seeds: int) -> list[dict]:
             chosen = sample_budget(pool_y, data.task, budget, seed)
             texts = [pool_texts[i] for i in chosen]
             target = encoder.encode([pool_y[i] for i in chosen])
-            embeddings = _embed(backbone, texts, config)
+            embeddings = frozen_embeddings(backbone, texts, config)
             fe, tfidf = [], []
-            for train, held in _folds(target, encoder, config, repeats=AUTO_REPEATS):
+            for train, held in folds(target, encoder, config, repeats=AUTO_REPEATS):
                 head, _ = fit_head(embeddings[train], target[train], encoder, config)
-                fe.append(_score(head.scores(embeddings[held]), target[held], encoder))
-                model = _fit_baseline("tfidf-lr", [texts[i] for i in train], target[train], encoder, config)
-                tfidf.append(_score(model.scores([texts[i] for i in held]), target[held], encoder))
+                fe.append(validation_score(head.scores(embeddings[held]), target[held], encoder))
+                model = _tfidf([texts[i] for i in train], target[train], encoder, config)
+                tfidf.append(validation_score(model.scores([texts[i] for i in held]), target[held], encoder))
             head, _ = fit_head(embeddings, target, encoder, config)
             fe_test = f1_score(truth, _labels(head.scores(test_embeddings)), average="macro")
-            model = _fit_baseline("tfidf-lr", texts, target, encoder, config)
+            model = _tfidf(texts, target, encoder, config)
             tfidf_test = f1_score(truth, _labels(model.scores(test_texts)), average="macro")
             picks_tfidf = _wins(np.array(tfidf), np.array(fe))
             cv_pick = tfidf_test if picks_tfidf else fe_test

@@ -78,7 +78,7 @@ def held_out_score(task: str, truth: np.ndarray, scores: np.ndarray) -> float:
 
 
 def finetune_truth(name, pool_x, pool_y, test_x, test_y, task, seed) -> tuple[float, float]:
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     start = time.perf_counter()
     config = FitConfig(strategy="finetune", seed=seed, max_length=MAX_LENGTH, use_cache=False, quiet=True)

@@ -28,7 +28,7 @@ import torch
 
 from transferkit.backbones import create_backbone
 from transferkit.data import LabeledData
-from transferkit.evaluation.compare import compare
+from transferkit.experiments.compare import compare
 
 FASHION_CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 

@@ -68,7 +68,7 @@ def test_silence_around_speech_is_trimmed(speech):
 def test_audio_backbones_recognise_words_of_unseen_voices(speech, name, dim):
     """Frozen features + a linear head, trained on 4 voices, tested on 2 voices it never heard: well above
     chance (1/6) for every backbone."""
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     _, train, test = speech
     model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone=name,
@@ -80,7 +80,7 @@ def test_audio_backbones_recognise_words_of_unseen_voices(speech, name, dim):
 
 def test_speaker_identification_with_ge2e(speech):
     """Who is speaking: train on four words of each voice, identify the voice on the other two words."""
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     _, train, test = speech
     rows = train + test
@@ -111,7 +111,7 @@ def test_ge2e_fine_tunes_by_block_and_round_trips(speech, tmp_path):
 
     import transferkit
     from transferkit.backbones import create_backbone
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     _, train, test = speech
     ge2e = create_backbone("ge2e", runtime="torch")
@@ -136,13 +136,13 @@ def test_ge2e_fine_tunes_by_block_and_round_trips(speech, tmp_path):
 def test_mfcc_baseline_round_trips_and_fine_tuning_is_refused(speech, tmp_path):
     import transferkit
     from transferkit.errors import BackboneError
-    from transferkit.evaluation.baselines import BASELINES, baselines_for
-    from transferkit.strategies import fit_model
+    from transferkit.experiments.baselines import BASELINES, baselines_for
+    from transferkit.strategies.fit import fit_model
 
     assert baselines_for("audio") == ["mfcc-lr", "scratch-encoder"]
     _, train, test = speech
     config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
-    model = BASELINES.create("mfcc-lr", texts=[r[0] for r in train], y=[r[1] for r in train],
+    model = BASELINES.create("mfcc-lr", inputs=[r[0] for r in train], y=[r[1] for r in train],
                              task="classification", config=config)  # fmt: skip
     clips = [r[0] for r in test]
     transferkit.save(model, tmp_path / "mfcc")
@@ -183,7 +183,7 @@ def test_cli_fits_a_folder_of_spoken_commands_and_predicts(speech, tmp_path):
 def test_backbone_auto_ranks_the_audio_candidates(speech, tmp_path):
     """`backbone="auto"` on audio files ranks the audio backbones only, and the keyword encoder wins on words."""
     from transferkit.selection.rank import candidates_for
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     _, train, _ = speech
     config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
@@ -195,7 +195,7 @@ def test_backbone_auto_ranks_the_audio_candidates(speech, tmp_path):
 
 def test_auto_measures_the_mfcc_baseline_on_audio(tmp_path):
     """From 16 clips per class `auto` cross-validates frozen features against the cheap audio baseline."""
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     rows = synthesize(tmp_path / "two", words=("yes", "no"), voices=(*VOICES, "en-us+m3", "en-gb+f2"),
                       speeds=(130, 170), pitches=(50,))  # fmt: skip

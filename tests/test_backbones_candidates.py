@@ -16,7 +16,7 @@ from transferkit.backbones.static import word_ids
 from transferkit.config import FitConfig
 from transferkit.errors import BackboneError
 from transferkit.selection import candidates_for
-from transferkit.strategies import fit_model
+from transferkit.strategies.fit import fit_model
 
 TEXTS = [
     "Don't miss John's offer: 1,192 free tickets!!!",

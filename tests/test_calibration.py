@@ -14,7 +14,7 @@ from transferkit.evaluation.calibration import (
     negative_log_likelihood,
     reliability_bins,
 )
-from transferkit.strategies import fit_model
+from transferkit.strategies.fit import fit_model
 
 
 def test_ece_is_zero_when_confidence_matches_accuracy():

@@ -17,10 +17,10 @@ from transferkit.config import FitConfig
 from transferkit.data import LabeledData
 from transferkit.datasets import load_builtin
 from transferkit.errors import TransferKitError
-from transferkit.evaluation.baselines import randomized_copy
-from transferkit.evaluation.compare import compare, parse_budgets, sample_budget
-from transferkit.evaluation.report import compare_report
-from transferkit.strategies import fit_model
+from transferkit.experiments.baselines import randomized_copy
+from transferkit.experiments.compare import compare, parse_budgets, sample_budget
+from transferkit.experiments.report import compare_report
+from transferkit.strategies.fit import fit_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROBE = (

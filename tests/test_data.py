@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferkit.data import infer_task, load_labeled, load_texts, read_table, train_test_indices
+from transferkit.data import (
+    LabeledData,
+    infer_task,
+    load_inputs,
+    load_labeled,
+    load_texts,
+    read_table,
+    train_test_indices,
+)
 from transferkit.errors import DataError
 
 # Commas, quotes, tabs-free non-ASCII text and words pandas would read as missing ("NA", "null") by default.
@@ -71,7 +79,7 @@ def test_every_format_gives_the_same_texts_and_labels(tmp_path, name):
 
     data = load_labeled(path)
 
-    assert data.texts == REVIEWS["text"].tolist()  # "NA" and "null" stay texts, not missing values
+    assert data.inputs == REVIEWS["text"].tolist()  # "NA" and "null" stay texts, not missing values
     assert data.y == REVIEWS["label"].tolist()
     assert (data.task, data.text_col, data.label_col) == ("classification", "text", "label")
     assert data.source == str(path)
@@ -86,17 +94,32 @@ def test_reading_accepts_a_utf8_byte_order_mark(tmp_path):
 
     data = load_labeled(path)
 
-    assert (data.text_col, data.texts, data.y) == ("text", ["café", "the"], ["a", "b"])
+    assert (data.text_col, data.inputs, data.y) == ("text", ["café", "the"], ["a", "b"])
 
 
-def test_load_texts_returns_texts_table_and_column(tmp_path):
+def test_load_inputs_returns_inputs_table_and_column(tmp_path):
     path = write(REVIEWS, tmp_path / "reviews.csv")
 
-    texts, frame, column = load_texts(path)
+    inputs, frame, column = load_inputs(path)
 
-    assert texts == REVIEWS["text"].tolist()
+    assert inputs == REVIEWS["text"].tolist()
     assert list(frame.columns) == ["id", "text", "label"]
     assert column == "text"
+
+
+def test_former_names_texts_and_load_texts_still_work():
+    columns = {"task": "classification", "text_col": "text", "label_col": "label"}
+    data = LabeledData(texts=["a", "b"], y=["x", "y"], **columns)
+
+    assert data.texts is data.inputs == ["a", "b"]
+    assert data == LabeledData(inputs=["a", "b"], y=["x", "y"], **columns)
+    assert load_texts is load_inputs
+    with pytest.raises(AttributeError):
+        data.texts = ["c"]  # read-only: one list, one name to write it by
+    with pytest.raises(TypeError, match="got both inputs and texts"):
+        LabeledData(inputs=["a"], texts=["a"], y=["x"], **columns)
+    with pytest.raises(TypeError, match=r"missing required argument\(s\): y, task$"):
+        LabeledData(inputs=["a"], text_col="text", label_col="label")
 
 
 def test_builtin_afinn_loads_with_its_columns():
@@ -106,7 +129,7 @@ def test_builtin_afinn_loads_with_its_columns():
     data = load_labeled("afinn")
     assert (data.text_col, data.label_col, data.task) == ("text", "sentiment", "classification")
     assert set(data.y) == {"negative", "positive"}
-    assert len(data.texts) == len(frame) == 2476
+    assert len(data.inputs) == len(frame) == 2476
 
     valence = load_labeled("afinn", label_col="valence", task="regression")
     assert valence.task == "regression"
@@ -118,8 +141,8 @@ def test_builtin_spam_assassin_loads_with_its_columns():
 
     assert (data.text_col, data.label_col, data.task) == ("text", "label", "classification")
     assert set(data.y) == {"ham", "spam"}
-    assert len(data.texts) == 5886
-    assert all(text.strip() for text in data.texts)
+    assert len(data.inputs) == 5886
+    assert all(text.strip() for text in data.inputs)
 
 
 # --- columns -------------------------------------------------------------------------------------------------
@@ -131,7 +154,7 @@ def test_text_and_label_columns_are_found_by_name_ignoring_case():
     data = load_labeled(frame)
 
     assert (data.text_col, data.label_col) == ("Message", "Category")
-    assert data.texts == ["hi there", "win money"]
+    assert data.inputs == ["hi there", "win money"]
     assert data.y == ["ham", "spam"]
 
 
@@ -167,7 +190,7 @@ def test_explicit_columns_override_detection():
 
     data = load_labeled(frame, text_col="summary", label_col="topic")
 
-    assert data.texts == ["short one", "short two", "short three"]
+    assert data.inputs == ["short one", "short two", "short three"]
     assert data.y == ["sport", "news", "news"]
 
 
@@ -225,6 +248,69 @@ def test_integer_labels_are_classes_as_strings(tmp_path):
     data = load_labeled(path)
 
     assert (data.task, data.y) == ("classification", ["1", "0", "1"])
+
+
+MIXED_LABELS = [1, 3, "cat", "dog", 1, "1", 1.0, "3", "dog", "cat", " 3.0 "]
+MIXED_CLASSES = ["1", "3", "cat", "dog", "1", "1", "1", "3", "dog", "cat", "3"]
+
+
+@pytest.mark.parametrize("name", ["mixed.jsonl", "mixed.parquet", "mixed.csv"])
+def test_labels_mixing_numbers_and_words_are_one_class_per_value(tmp_path, name):
+    # JSONL keeps ints, floats and strings apart; Parquet and CSV hold them all as strings ("1.0" for the float)
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(len(MIXED_LABELS))], "label": MIXED_LABELS})
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        path.write_text("".join(json.dumps(row) + "\n" for row in frame.to_dict("records")), encoding="utf-8")
+    else:
+        write(frame.astype({"label": str}), path)
+
+    data = load_labeled(path)
+
+    assert (data.task, data.y) == ("classification", MIXED_CLASSES)
+
+
+def test_labels_mixing_numbers_and_words_in_a_frame_and_in_multilabel_cells():
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(len(MIXED_LABELS))], "label": MIXED_LABELS})
+
+    assert load_labeled(frame).y == MIXED_CLASSES
+    tags = pd.DataFrame({"text": ["a", "b", "c"], "tags": ["1.0|cat", "1|dog", "cat|2"]})
+    assert load_labeled(tags, task="multilabel").y == [["1", "cat"], ["1", "dog"], ["2", "cat"]]
+
+
+def test_decimal_labels_that_are_not_whole_numbers_keep_their_spelling():
+    frame = pd.DataFrame({"text": list("abcdef"), "label": ["1.5", "1.5", "v1.0", "v1.0", "10", "10"]})
+
+    assert load_labeled(frame).y == ["1.5", "1.5", "v1.0", "v1.0", "10", "10"]
+
+
+def test_a_class_with_one_example_is_named_in_a_warning(capsys):
+    labels = ["ham"] * 4 + ["spam"] * 4 + ["sapm", "[promo]"]  # a typo and a name rich would read as markup
+    frame = pd.DataFrame({"text": [f"mail {i}" for i in range(len(labels))], "label": labels})
+
+    data = load_labeled(frame, name="mail.csv")
+
+    assert data.y == labels  # a warning, not an error: the data are still read
+    warning = " ".join(capsys.readouterr().err.split())
+    assert warning.startswith("warning: mail.csv: 2 classes have a single example in column 'label'")
+    assert "('[promo]', 'sapm')" in warning
+    assert "add examples or drop those rows" in warning
+
+
+def test_many_one_example_classes_are_counted_not_all_named(capsys):
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(14)], "label": ["a", "a", *map(str, range(10, 22))]})
+
+    load_labeled(frame)
+
+    warning = " ".join(capsys.readouterr().err.split())
+    assert "12 classes have a single example" in warning
+    assert "('10', '11', '12', '13', '14', ... (12 in all))" in warning
+
+
+def test_no_warning_when_every_class_has_two_examples_or_when_evaluating(capsys):
+    load_labeled(REVIEWS)
+    load_labeled(pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "y"]}), min_classes=1)
+
+    assert capsys.readouterr().err == ""
 
 
 def test_non_integer_float_labels_are_regression(tmp_path):
@@ -314,7 +400,7 @@ def test_missing_file_names_the_file(tmp_path):
     path = tmp_path / "reviews-2024.csv"
 
     assert_fails(path, match=rf"data file '{re.escape(str(path))}' does not exist")
-    assert_fails(path, match="reviews-2024.csv' does not exist", loader=load_texts)
+    assert_fails(path, match="reviews-2024.csv' does not exist", loader=load_inputs)
 
 
 def test_empty_file(tmp_path):
@@ -322,7 +408,7 @@ def test_empty_file(tmp_path):
     path.write_bytes(b"")
 
     assert_fails(path, match=r"empty.csv' is empty; it needs a header row")
-    assert_fails(path, match=r"empty.csv' is empty", loader=load_texts)
+    assert_fails(path, match=r"empty.csv' is empty", loader=load_inputs)
 
 
 def test_header_without_rows(tmp_path):
@@ -345,7 +431,7 @@ def test_unknown_text_column_when_predicting(tmp_path):
     path = write(REVIEWS, tmp_path / "reviews.csv")
 
     assert_fails(
-        path, match="column 'body' is not in .*its columns are: id, text, label", loader=load_texts, text_col="body"
+        path, match="column 'body' is not in .*its columns are: id, text, label", loader=load_inputs, text_col="body"
     )
 
 
@@ -405,7 +491,7 @@ def test_non_utf8_text_names_the_line(tmp_path, suffix):
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
 
     assert_fails(path, match=r"latin1\.\w+ line 4 is not valid UTF-8 \(byte 0xe9\); re-save the file as UTF-8")
-    assert_fails(path, match="line 4 is not valid UTF-8", loader=load_texts)
+    assert_fails(path, match="line 4 is not valid UTF-8", loader=load_inputs)
 
 
 def test_non_utf8_text_in_a_compressed_file(tmp_path):
@@ -420,7 +506,7 @@ def test_empty_texts_name_the_rows(tmp_path):
     path.write_text('text,label\nfine,a\n"   ",b\nok,a\n,b\ngood,b\n', encoding="utf-8")
 
     assert_fails(path, match=r"blank-texts.csv: 2 rows \(2, 4\) have an empty text in column 'text'")
-    assert_fails(path, match=r"2 rows \(2, 4\) have an empty text", loader=load_texts)
+    assert_fails(path, match=r"2 rows \(2, 4\) have an empty text", loader=load_inputs)
 
 
 def test_many_bad_rows_are_abbreviated():
@@ -487,6 +573,6 @@ def test_multilabel_with_a_single_label(tmp_path):
 )
 def test_builtin_ranking_sets_load_balanced_enough_and_without_duplicates(name, size, classes):
     data = load_labeled(name)
-    assert (data.task, len(data.texts), set(data.y)) == ("classification", size, classes)
-    assert len(set(data.texts)) == size
+    assert (data.task, len(data.inputs), set(data.y)) == ("classification", size, classes)
+    assert len(set(data.inputs)) == size
     assert min(data.y.count(c) for c in classes) > size / 3

@@ -82,7 +82,7 @@ def test_real_photos_of_one_person_are_closer_than_dlibs_threshold(faces_backbon
 def test_identify_people_with_the_face_backbone(people):
     """Identification is classification on the face embedding: three photos per person train, the fourth tests."""
     from transferkit import FitConfig
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     images, names = people
     train = [i for i in range(len(images)) if i % 4 != 3]

@@ -11,7 +11,7 @@ from transferkit.backbones import create_backbone
 from transferkit.backbones.image import load_image
 from transferkit.errors import DataError
 from transferkit.evaluation import compute_metrics
-from transferkit.strategies.feature_extraction import fit_head
+from transferkit.strategies.feature_extraction.fit import fit_head
 from transferkit.targets import TargetEncoder
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="needs the image extra: pip install -e '.[image]'")
@@ -142,7 +142,7 @@ def test_frozen_efficientnet_features_classify_real_digits(effnet, digits):
 def test_fit_finetune_save_and_load_on_real_digits(effnet, digits, tmp_path):
     """The one `fit_model` path works on images: fine-tune the top 2 blocks, predict, save, load, same output."""
     import transferkit
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     train_images, train_y, test_images, _ = digits
     before = {id(p): p.detach().clone() for p in effnet.block_parameters(0)}
@@ -201,7 +201,7 @@ def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp
 def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
     """`backbone="auto"` on images ranks the image candidates only (never a text encoder on pixels)."""
     from transferkit.selection.rank import candidates_for
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     train_images, train_y, _, _ = digits
     config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
@@ -211,7 +211,8 @@ def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
 
 
 def test_augmentations_are_seeded_shape_preserving_and_stay_in_range():
-    from transferkit.augment import Augmenter, parse_augment
+    from transferkit.augment import parse_augment
+    from transferkit.training.augment import Augmenter
 
     assert parse_augment("flip, crop,none") == ("flip", "crop") and parse_augment("none") == ()
     with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
@@ -237,12 +238,12 @@ def test_small_cnn_baseline_learns_digits_and_round_trips(digits, tmp_path):
     """The from-scratch image baseline trains every block, beats the constant on held-out digits, and a saved
     model gives the same scores (batch-norm statistics included)."""
     import transferkit
-    from transferkit.evaluation.baselines import BASELINES, baselines_for
+    from transferkit.experiments.baselines import BASELINES, baselines_for
 
     assert "small-cnn" in baselines_for("image") and "tfidf-lr" not in baselines_for("image")
     train_images, train_y, test_images, test_y = digits
     config = FitConfig(quiet=True, seed=0, cache_dir=str(tmp_path / "cache"))
-    model = BASELINES.create("small-cnn", texts=train_images, y=list(train_y), task="classification", config=config)
+    model = BASELINES.create("small-cnn", inputs=train_images, y=list(train_y), task="classification", config=config)
     assert model.strategy == "small-cnn" and model.info["scratch"] and model.info["trained_blocks"] == [0, 3]
     macro_f1 = compute_metrics("classification", list(test_y), model.predict(test_images))["macro_f1"]
     assert macro_f1 > 0.1 + 0.3  # constant: 0.018 (one class of ten); chance: about 0.1
@@ -253,7 +254,7 @@ def test_small_cnn_baseline_learns_digits_and_round_trips(digits, tmp_path):
 
 def test_fine_tuning_with_augmentation_trains_on_fresh_pixels_and_text_refuses_it(digits, tmp_path):
     from transferkit.errors import TransferKitError
-    from transferkit.strategies import fit_model
+    from transferkit.strategies.fit import fit_model
 
     train_images, train_y, _, _ = digits
     config = FitConfig(strategy="finetune", unfreeze_layers=-1, epochs=1, augment="flip,crop,color", quiet=True)

@@ -11,11 +11,12 @@ import torch
 from transferkit import FitConfig, TransferKitError
 from transferkit.backbones import create_backbone
 from transferkit.evaluation import compute_metrics
-from transferkit.strategies import finetune as finetune_module
-from transferkit.strategies import fit_model
-from transferkit.strategies.finetune import trainable_blocks
+from transferkit.strategies.finetune import train as finetune_module
+from transferkit.strategies.fit import fit_model
+from transferkit.strategies.registry import STRATEGIES as REGISTERED
+from transferkit.strategies.finetune.train import trainable_blocks
 
-STRATEGIES = ["feature-extraction", "finetune", "auto"]
+STRATEGIES = REGISTERED.names(kind="transfer") + REGISTERED.names(kind="meta")
 TASKS = ["binary", "multiclass", "multilabel", "regression"]
 
 
@@ -209,7 +210,7 @@ def test_auto_skips_finetuning_beyond_the_time_budget(spam_frame):
         y,
         task="classification",
         backbone="toy-text",
-        config=FitConfig(strategy="auto", time_budget=0.001, quiet=True),
+        config=FitConfig.from_settings(strategy="auto", time_budget=0.001, quiet=True),
     )
     assert model.strategy != "finetune" and model.info["auto"]["chosen"] in ("feature-extraction", "tfidf-lr")
     assert "time budget" in model.info["auto"]["reason"] and "finetune" not in model.info["auto"]["scores"]
@@ -240,7 +241,7 @@ def test_bad_settings_name_the_value_and_the_fix(settings, message):
 
 def test_auto_below_the_minimum_per_class_keeps_feature_extraction_and_says_why(spam_frame):
     """8 labels per class: no comparison is trusted; the frozen head is used and the reason names the minimum."""
-    from transferkit.strategies.fit import AUTO_MIN_PER_CLASS
+    from transferkit.strategies.auto.fit import AUTO_MIN_PER_CLASS
 
     frame = spam_frame.groupby("label").head(8)
     model = fit_model(

@@ -8,16 +8,20 @@ from typing import Any
 
 import pandas as pd
 
-from transferkit.artifacts import check_output, load_model, save_model
+from transferkit.artifacts import atomic_folder, check_output, load_model, save_model, write_json
 from transferkit.backbones import Backbone
 from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.config import FitConfig
 from transferkit.data import LabeledData, load_labeled, read_table, train_test_indices
 from transferkit.errors import DataError
 from transferkit.evaluation import compute_metrics
+from transferkit.evaluation.calibration import expected_calibration_error, reliability_bins
+from transferkit.experiments.compare import compare as run_compare
+from transferkit.experiments.report import compare_report, model_report
 from transferkit.model import TransferModel
 from transferkit.progress import say
-from transferkit.strategies import fit_model
+from transferkit.selection.rank import rank as run_rank
+from transferkit.strategies.fit import fit_model
 
 
 def fit(
@@ -48,12 +52,13 @@ def fit(
         modality: "text" or "image"; detected from the data when None (a folder of class sub-folders of images,
             or a table with a column of image paths, which must lie inside the table's folder).
         on_bad_file: Missing or unreadable images: "fail" (one error naming them) or "skip" (leave them out).
-        **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...).
+        **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...) and the
+            strategies' own settings (time_budget, ...).
 
     Returns:
         The fitted model; ``model.metrics`` holds the held-out evaluation.
     """
-    config = FitConfig(**settings)
+    config = FitConfig.from_settings(**settings)
     if output is not None:
         check_output(output, overwrite=overwrite)
     labeled, held_out = _load_with_test(
@@ -90,8 +95,6 @@ def fit(
     if test_texts:
         model.metrics, calibration = _metrics(model, test_texts, test_y, quiet=config.quiet, with_calibration=True)
     if output is not None:
-        from transferkit.evaluation.report import model_report
-
         save_model(model, output, overwrite=overwrite, documents={"report.html": model_report(model, calibration)})
     return model
 
@@ -132,12 +135,8 @@ def compare(
     **options: Any,
 ) -> dict[str, Any]:
     """Learning curves of transfer vs from-scratch baselines on ``data``; see
-    :func:`transferkit.evaluation.compare.compare` for the options. With ``output``, writes ``report.html``
+    :func:`transferkit.experiments.compare.compare` for the options. With ``output``, writes ``report.html``
     and ``compare.json`` there (all or nothing)."""
-    from transferkit.artifacts import atomic_folder, write_json
-    from transferkit.evaluation.compare import compare as run_compare
-    from transferkit.evaluation.report import compare_report
-
     if output is not None:
         check_output(output, overwrite=overwrite)
     labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep, modality, on_bad_file)
@@ -154,8 +153,6 @@ def _metrics(
 ):
     """Test metrics (plus the expected calibration error for classifiers); with ``with_calibration``, also
     the reliability bins for the report, as ``(metrics, calibration)``."""
-    from transferkit.evaluation.calibration import expected_calibration_error, reliability_bins
-
     scores = model.scores(texts, quiet=quiet)
     predicted = model.predict_from_scores(scores)
     classes = None
@@ -222,11 +219,26 @@ def rank(
     label_col: str | None = None,
     task: str | None = None,
     label_sep: str = "|",
+    modality: str | None = None,
+    on_bad_file: str = "fail",
     **options: Any,
 ) -> dict[str, Any]:
-    """Rank candidate backbones for ``data`` by transferability (LogME by default), before any training;
-    see :func:`transferkit.selection.rank.rank` for the options."""
-    from transferkit.selection.rank import rank as run_rank
+    """Rank candidate backbones for ``data`` by transferability (LogME by default), before any training.
 
-    labeled, _ = _load_with_test(data, None, text_col, label_col, task, label_sep)
-    return run_rank(labeled.texts, labeled.y, task=labeled.task, **options)
+    Args:
+        data: As for :func:`fit`: a data file, a folder of class sub-folders of images or audio clips, a
+            built-in data set name, a DataFrame or loaded data.
+        text_col, label_col: Columns to use (detected when None).
+        task: "classification", "multilabel" or "regression" (inferred when None).
+        label_sep: Separator between labels of one row, for multi-label data.
+        modality: "text", "image" or "audio"; detected from the data when None, as :func:`fit` does, so that
+            image or audio files are ranked by the candidates of their modality, not by text encoders.
+        on_bad_file: Missing or unreadable image/audio files: "fail" (one error naming them) or "skip".
+        **options: Options of :func:`transferkit.selection.rank.rank` (candidates, score, rounds, ...).
+
+    Returns:
+        The ranking, as :func:`transferkit.selection.rank.rank` returns it.
+    """
+    labeled, _ = _load_with_test(data, None, text_col, label_col, task, label_sep, modality, on_bad_file)
+    modality = labeled.extra.get("modality", modality or "text")  # loaded data may carry no modality of its own
+    return run_rank(labeled.texts, labeled.y, task=labeled.task, modality=modality, **options)

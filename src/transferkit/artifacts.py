@@ -1,11 +1,14 @@
 """Save and load fitted models as folders of safetensors + JSON (never pickle).
 
 A model folder holds ``config.json`` (task, labels, strategy, settings, the backbone reference with the
-SHA-256 of its pre-trained weights, metrics), ``head.safetensors`` and, for fine-tuned models,
-``backbone.safetensors`` with the parameters fine-tuning changed. A TF-IDF baseline (chosen by ``auto`` when
-it beats transfer) stores its idf weights in ``features.safetensors`` and its vocabulary, in column order, in
-``vocabulary.json``. Folders are written to a hidden
-temporary sibling and renamed into place, so an interrupted save never leaves a half-written model.
+SHA-256 of its pre-trained weights, metrics, and the list of state parts it holds) and one or more files per
+state part (:mod:`transferkit.state`): ``head.safetensors`` always; ``backbone.safetensors`` with the
+parameters fine-tuning changed; for a TF-IDF model (chosen by ``auto`` when it beats transfer) the idf
+weights and the vocabulary; and whatever later strategies declare (adapters, adaptation statistics).
+Loading refuses a part nobody declared and a tensor file no listed part owns.
+
+Format versions: 1 had no list of parts (they are inferred when loading); 2 lists them. Folders are written
+to a hidden temporary sibling and renamed into place, so an interrupted save never leaves a half-written model.
 """
 
 from __future__ import annotations
@@ -22,20 +25,23 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from transferkit._version import __version__
 from transferkit.backbones import create_backbone
 from transferkit.config import FitConfig
 from transferkit.errors import ModelFolderError, TransferKitError
 from transferkit.heads import head_from_state
 from transferkit.model import TransferModel
+from transferkit.state import STATE_PARTS, StatePart, register_state_part
+from transferkit.strategies.registry import STRATEGIES
 from transferkit.targets import TargetEncoder
 
 FORMAT = "transferkit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG = "config.json"
 HEAD = "head.safetensors"
 BACKBONE = "backbone.safetensors"
-FEATURES = "features.safetensors"
-VOCABULARY = "vocabulary.json"
+# Parts loading before this order provide the backbone themselves (a featuriser); after it, the backbone exists.
+BACKBONE_READY = 10
 
 
 def _json_default(value: Any) -> Any:
@@ -118,9 +124,9 @@ def save_model(
         extra: File names -> JSON-ready objects to add.
         documents: File names -> text to add (the HTML report).
     """
-    from transferkit import __version__
-
     path = check_output(path, overwrite=overwrite)
+    _declare_all_parts()
+    parts = [part for part in sorted(STATE_PARTS.values(), key=lambda p: p.order) if part.applies(model)]
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -130,6 +136,7 @@ def save_model(
         "strategy": model.strategy,
         "backbone": model.backbone.reference(),
         "head": model.head.config(),
+        "state": [part.name for part in parts],
         "finetuned_parameters": len(model.finetuned),
         "temperature": model.temperature,
         "settings": model.config.to_json(),
@@ -138,12 +145,8 @@ def save_model(
         "data": getattr(model, "data_info", {}),
     }
     with atomic_folder(path) as folder:
-        save_file(model.head.state(), str(folder / HEAD))
-        if model.finetuned:
-            save_file(model.finetuned_state(), str(folder / BACKBONE))
-        if config["backbone"].get("kind") == "tfidf":
-            save_file(model.backbone.state(), str(folder / FEATURES))
-            write_json(folder / VOCABULARY, model.backbone.vocabulary())
+        for part in parts:
+            part.save(model, folder)
         write_json(folder / CONFIG, config)
         if model.metrics:
             write_json(folder / "metrics.json", model.metrics)
@@ -158,7 +161,8 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
     """Load a folder written by :func:`save_model`.
 
     Raises:
-        ModelFolderError: Not a model folder, damaged files, or a backbone whose weights differ from training.
+        ModelFolderError: Not a model folder, damaged files, state this version does not know, or a backbone
+            whose weights differ from training.
     """
     path = Path(path).expanduser()
     hint = "pass the --output folder of `transferkit fit`"
@@ -171,38 +175,27 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         raise ModelFolderError(f"{str(path)!r} was written by a newer transferkit; upgrade: pip install -U transferkit")
     if not (path / HEAD).is_file():
         raise ModelFolderError(f"model folder {str(path)!r} is damaged: {HEAD} is missing; fit the model again")
+    parts = _parts_of(path, config)
     settings = FitConfig.from_json({**config.get("settings", {}), "quiet": True, "cache_dir": cache_dir})
-    reference = config["backbone"]
-    backbone = _load_tfidf(path, reference) if reference.get("kind") == "tfidf" else create_backbone(reference)
-    expected = reference.get("weights_sha256")
-    if expected and backbone.weights_hash != expected:
-        raise ModelFolderError(
-            f"backbone {reference.get('name')!r} installed here differs from the one {str(path)!r} was trained with "
-            f"(weights {backbone.weights_hash[:12]} vs {expected[:12]}); install the same backbone version"
-        )
-    try:
-        head = head_from_state(load_file(str(path / HEAD)), config["head"])
-        finetuned: list[str] = []
-        if config.get("finetuned_parameters"):
-            state = load_file(str(path / BACKBONE))
-            missing = set(state) - set(backbone.module.state_dict())
-            if missing:
-                raise ModelFolderError(f"{BACKBONE} in {str(path)!r} has unknown parameters ({sorted(missing)[:3]})")
-            backbone.module.load_state_dict(state, strict=False)
-            finetuned = sorted(state)
-    except (OSError, KeyError, RuntimeError, ValueError, SafetensorError) as error:
-        if isinstance(error, ModelFolderError):
+    loaded: dict[str, Any] = {"backbone": None, "head": None, "finetuned": []}
+    for part in parts:
+        if part.order >= BACKBONE_READY and loaded["backbone"] is None:
+            loaded["backbone"] = _pretrained_backbone(path, config["backbone"])
+        try:
+            part.load(path, config, loaded)
+        except ModelFolderError:
             raise
-        raise ModelFolderError(
-            f"model folder {str(path)!r} is damaged ({type(error).__name__}: {error}); fit again"
-        ) from None
+        except (OSError, KeyError, RuntimeError, ValueError, SafetensorError) as error:
+            raise ModelFolderError(
+                f"model folder {str(path)!r} is damaged ({type(error).__name__}: {error}); fit again"
+            ) from None
     model = TransferModel(
-        backbone=backbone,
-        head=head,
+        backbone=loaded["backbone"],
+        head=loaded["head"],
         target=TargetEncoder.from_json(config["target"]),
         config=settings,
         strategy=config["strategy"],
-        finetuned=finetuned,
+        finetuned=loaded["finetuned"],
         info=config.get("training", {}),
     )
     model.metrics = config.get("metrics", {})
@@ -211,13 +204,81 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
     return model
 
 
-def _load_tfidf(path: Path, reference: dict[str, Any]):
-    from transferkit.evaluation.baselines import TfidfFeatures
+def _declare_all_parts() -> None:
+    """Import every strategy's implementation, so that the state parts they declare are registered."""
+    for spec in STRATEGIES:
+        spec.implementation()
 
-    try:
-        vocabulary = json.loads((path / VOCABULARY).read_text(encoding="utf-8"))
-        return TfidfFeatures.from_state(reference, load_file(str(path / FEATURES)), vocabulary)
-    except (OSError, KeyError, ValueError, SafetensorError) as error:
+
+def _parts_of(path: Path, config: dict[str, Any]) -> list[StatePart]:
+    """The state parts the folder lists (inferred for format 1), in load order; refuses unknown parts and tensor
+    files that no listed part owns."""
+    names = config.get("state")
+    if names is None:  # format 1: head, plus fine-tuned tensors or a TF-IDF featuriser
+        names = ["head"]
+        names += ["backbone-delta"] if config.get("finetuned_parameters") else []
+        names += ["tfidf-features"] if config.get("backbone", {}).get("kind") == "tfidf" else []
+    _declare_all_parts()
+    unknown = [name for name in names if name not in STATE_PARTS]
+    if unknown:
         raise ModelFolderError(
-            f"model folder {str(path)!r} is damaged ({type(error).__name__}: {error}); fit again"
-        ) from None
+            f"{str(path)!r} holds state {', '.join(map(repr, unknown))} that this transferkit does not know "
+            f"(written by transferkit {config.get('transferkit_version', '?')}); upgrade: pip install -U transferkit"
+        )
+    parts = sorted((STATE_PARTS[name] for name in names), key=lambda p: p.order)
+    owned = {file for part in parts for file in part.files}
+    strays = sorted(f.name for f in path.glob("*.safetensors") if f.name not in owned)
+    if strays:
+        raise ModelFolderError(
+            f"{str(path)!r} holds {', '.join(strays)}, which no state part in its {CONFIG} declares; "
+            "the folder is damaged or was written by a newer transferkit"
+        )
+    return parts
+
+
+def _pretrained_backbone(path: Path, reference: dict[str, Any]):
+    """The backbone from its saved reference, refused when its weights differ from those at training time."""
+    backbone = create_backbone(reference)
+    expected = reference.get("weights_sha256")
+    if expected and backbone.weights_hash != expected:
+        raise ModelFolderError(
+            f"backbone {reference.get('name')!r} installed here differs from the one {str(path)!r} was trained with "
+            f"(weights {backbone.weights_hash[:12]} vs {expected[:12]}); install the same backbone version"
+        )
+    return backbone
+
+
+def _load_head(path: Path, config: dict[str, Any], loaded: dict[str, Any]) -> None:
+    loaded["head"] = head_from_state(load_file(str(path / HEAD)), config["head"])
+
+
+def _load_backbone_delta(path: Path, config: dict[str, Any], loaded: dict[str, Any]) -> None:
+    state = load_file(str(path / BACKBONE))
+    module = loaded["backbone"].module
+    missing = set(state) - set(module.state_dict())
+    if missing:
+        raise ModelFolderError(f"{BACKBONE} in {str(path)!r} has unknown parameters ({sorted(missing)[:3]})")
+    module.load_state_dict(state, strict=False)
+    loaded["finetuned"] = sorted(state)
+
+
+register_state_part(
+    StatePart(
+        name="backbone-delta",
+        files=(BACKBONE,),
+        applies=lambda model: bool(model.finetuned),
+        save=lambda model, folder: save_file(model.finetuned_state(), str(folder / BACKBONE)),
+        load=_load_backbone_delta,
+        order=50,
+    )
+)
+register_state_part(
+    StatePart(
+        name="head",
+        files=(HEAD,),
+        applies=lambda model: True,
+        save=lambda model, folder: save_file(model.head.state(), str(folder / HEAD)),
+        load=_load_head,
+        order=100,
+    )
+)

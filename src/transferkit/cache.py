@@ -6,7 +6,6 @@ nothing. SQLite gives atomic writes, so an interrupted run leaves a valid cache.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,14 +14,7 @@ import numpy as np
 
 from transferkit.backbones import Backbone
 from transferkit.progress import progress_bar
-
-
-def default_cache_dir() -> Path:
-    """``$TRANSFERKIT_CACHE``, else ``$XDG_CACHE_HOME/transferkit``, else ``~/.cache/transferkit``."""
-    if os.environ.get("TRANSFERKIT_CACHE"):
-        return Path(os.environ["TRANSFERKIT_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "transferkit"
+from transferkit.settings import default_cache_dir
 
 
 class EmbeddingCache:

@@ -1,108 +1,129 @@
-"""Training settings, validated once, with messages that name the bad value and the fix."""
+"""Training settings, declared once (default, help, validation) and validated on construction.
+
+:class:`FitConfig` holds the settings every strategy shares. A strategy's own settings (auto's time budget,
+say) are declared by the strategy (:mod:`transferkit.strategies.registry`) and travel in
+``FitConfig.options``; :meth:`FitConfig.from_settings` sorts keyword arguments into the two.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from transferkit.augment import parse_augment
 from transferkit.errors import TransferKitError
-from transferkit.heads import HEADS
+from transferkit.settings import setting, validate
+from transferkit.strategies.registry import STRATEGIES, check_options, strategy_settings_owner
 
-STRATEGIES = ("feature-extraction", "finetune", "auto")
+HEADS = ("logistic", "ridge", "mlp")
+DEFAULT_STRATEGY = "feature-extraction"
+# Settings that describe where a run keeps its files or how it talks, not how the model is trained: left out
+# of the saved model's settings.
+RUNTIME_SETTINGS = ("cache_dir", "use_cache", "quiet")
+
+
+def _strategy_names() -> list[str]:
+    return STRATEGIES.names()
+
+
+def _head_names() -> list[str]:
+    return [*HEADS, "auto"]
 
 
 @dataclass(kw_only=True)
 class FitConfig:
-    """How to adapt a backbone.
+    """How to adapt a backbone: the settings every strategy shares (see each field's help).
 
-    Attributes:
-        strategy: "feature-extraction" (frozen encoder + head), "finetune" or "auto" (measure both, keep the better).
-        head: Head for feature extraction: "logistic" (classification), "ridge" (regression), "mlp" or "auto".
-        unfreeze_layers: Fine-tuning: how many top blocks to train; -1 trains every block including embeddings.
-        epochs: Fine-tuning: maximum epochs (early stopping usually ends sooner).
-        batch_size: Fine-tuning batch size.
-        learning_rate: Fine-tuning learning rate of the top block.
-        head_learning_rate: Learning rate of the head while fine-tuning.
-        layer_decay: Discriminative learning rates: each block below the top gets ``layer_decay`` times the one above.
-        weight_decay: AdamW weight decay.
-        l2sp: Strength of the L2-SP penalty pulling fine-tuned weights toward the pre-trained ones (0 = off).
-        patience: Early stopping: epochs without validation improvement before stopping.
-        augment: Fine-tuning on images: random transforms per batch, comma-separated from "flip", "crop",
-            "color" (see :mod:`transferkit.augment`), or "none".
-        validation_fraction: Share of the training data held out for early stopping and for ``auto``.
-        time_budget: Seconds ``auto`` may spend; fine-tuning is skipped when its estimate exceeds what is left.
-        calibrate: Classification: fit a temperature on held-out scores so probabilities are honest.
-        max_length: Tokens per text (longer texts are truncated).
-        seed: Random seed for splits, initialisation and shuffling.
-        cache_dir: Where to cache embeddings (default ``~/.cache/transferkit``).
-        use_cache: Whether to read and write the embedding cache.
-        quiet: No progress bars or status lines.
+    ``options`` holds the strategies' own settings by name (``{"time_budget": 60}``), each checked by the
+    strategy that declares it.
     """
 
-    strategy: str = "feature-extraction"
-    head: str = "auto"
-    unfreeze_layers: int = 2
-    epochs: int = 8
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    head_learning_rate: float = 1e-3
-    layer_decay: float = 0.8
-    weight_decay: float = 0.01
-    l2sp: float = 0.0
-    patience: int = 2
-    augment: str = "none"
-    validation_fraction: float = 0.2
-    time_budget: float = 600.0
-    calibrate: bool = False
-    max_length: int = 128
-    seed: int | None = 0
-    cache_dir: str | None = None
-    use_cache: bool = True
-    quiet: bool = False
+    strategy: str = setting(DEFAULT_STRATEGY, "How to adapt the backbone", choices=_strategy_names)
+    head: str = setting("auto", "Head on frozen features (auto: ridge for regression, else logistic)",
+                        choices=_head_names)  # fmt: skip
+    unfreeze_layers: int = setting(
+        2, "Training the body: how many top blocks train (-1: all, embeddings included)",
+        check=lambda v: v == -1 or v >= 1, rule="-1 (all) or >= 1",
+        fix="use strategy='feature-extraction' to train the head only",
+    )  # fmt: skip
+    epochs: int = setting(8, "Training the body: maximum epochs (early stopping usually ends sooner)",
+                          check=lambda v: v >= 1, rule=">= 1")  # fmt: skip
+    batch_size: int = setting(16, "Training the body: examples per step", check=lambda v: v >= 1, rule=">= 1")
+    learning_rate: float = setting(5e-5, "Training the body: learning rate of the top block",
+                                   check=lambda v: v > 0, rule="> 0")  # fmt: skip
+    head_learning_rate: float = setting(1e-3, "Training the body: learning rate of the head",
+                                        check=lambda v: v > 0, rule="> 0")  # fmt: skip
+    layer_decay: float = setting(
+        0.8, "Training the body: each block below the top gets this times the rate of the block above",
+        check=lambda v: 0 < v <= 1, rule="in (0, 1]", fix="1 means one rate for all",
+    )  # fmt: skip
+    weight_decay: float = setting(0.01, "AdamW weight decay", check=lambda v: v >= 0, rule=">= 0")
+    l2sp: float = setting(0.0, "Training the body: L2-SP strength toward the pre-trained weights (0 = off)",
+                          check=lambda v: v >= 0, rule=">= 0")  # fmt: skip
+    patience: int = setting(2, "Early stopping: epochs without validation improvement before stopping",
+                            check=lambda v: v >= 1, rule=">= 1")  # fmt: skip
+    augment: str = setting("none", "Training the body on images: flip,crop,color (comma-separated) or none")
+    validation_fraction: float = setting(
+        0.2, "Share of the training data held out for early stopping and calibration",
+        check=lambda v: 0 < v < 0.5, rule="in (0, 0.5)",
+    )  # fmt: skip
+    calibrate: bool = setting(False, "Temperature scaling on held-out scores, so probabilities can be trusted")
+    max_length: int = setting(128, "Tokens kept per text (longer texts are truncated)",
+                              check=lambda v: v >= 8, rule=">= 8 tokens")  # fmt: skip
+    seed: int | None = setting(0, "Random seed (splits, initialisation, shuffling)")
+    cache_dir: str | None = setting(
+        None, "Embedding cache folder (default: $TRANSFERKIT_CACHE or ~/.cache/transferkit)"
+    )
+    use_cache: bool = setting(True, "Read and write the embedding cache")
+    quiet: bool = setting(False, "No progress bars or status lines", short="-q")
+    options: dict[str, Any] | None = setting(None, "The strategies' own settings, by name", cli=False)
 
     def __post_init__(self) -> None:
         self.strategy = self.strategy.replace("_", "-")
-        checks = [
-            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
-            (self.head in (*HEADS, "auto"), f"head must be one of {', '.join((*HEADS, 'auto'))}, got {self.head!r}"),
-            (
-                self.unfreeze_layers == -1 or self.unfreeze_layers >= 1,
-                f"unfreeze_layers must be -1 (all) or >= 1, got {self.unfreeze_layers}; "
-                "use strategy='feature-extraction' to train the head only",
-            ),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.head_learning_rate > 0, f"head_learning_rate must be > 0, got {self.head_learning_rate}"),
-            (
-                0 < self.layer_decay <= 1,
-                f"layer_decay must be in (0, 1], got {self.layer_decay}; 1 means one rate for all",
-            ),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (self.l2sp >= 0, f"l2sp must be >= 0, got {self.l2sp}"),
-            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
-            (
-                0 < self.validation_fraction < 0.5,
-                f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}",
-            ),
-            (self.time_budget > 0, f"time_budget must be > 0 seconds, got {self.time_budget}"),
-            (self.max_length >= 8, f"max_length must be >= 8 tokens, got {self.max_length}"),
-        ]
-        from transferkit.augment import parse_augment
-
+        self.options = dict(self.options or {})
         try:
             self.augment = ",".join(parse_augment(self.augment)) or "none"
         except ValueError as error:
             raise TransferKitError(str(error)) from None
-        for ok, message in checks:
-            if not ok:
-                raise TransferKitError(message)
+        validate(self)
+        check_options(self.options)
+
+    @classmethod
+    def from_settings(cls, **settings: Any) -> FitConfig:
+        """Build from keyword arguments, the shared settings and any strategy's own ones mixed.
+
+        Raises:
+            TransferKitError: A setting nobody declares (with the closest match), or an invalid value.
+        """
+        known = {item.name for item in fields(cls)} - {"options"}
+        options = dict(settings.pop("options", None) or {})
+        for key in list(settings):
+            if key not in known and strategy_settings_owner(key) is not None:
+                options[key] = settings.pop(key)
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            check_options({unknown[0]: None})  # raises "unknown setting ... did you mean"
+        return cls(**settings, options=options)
+
+    def option(self, name: str) -> Any:
+        """The value of a strategy's own setting: given, or the declaring strategy's default."""
+        if name in self.options:
+            return self.options[name]
+        spec = strategy_settings_owner(name)
+        if spec is None:
+            raise KeyError(f"no strategy declares the setting {name!r}")
+        return getattr(spec.settings(), name)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("cache_dir", "use_cache", "quiet")}
+        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_SETTINGS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FitConfig:
         """Build from JSON, ignoring keys this version does not know (forward compatibility)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        known = {item.name for item in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        options = dict(values.pop("options", None) or {})
+        # Settings saved by older versions at the top level (time_budget) are strategy options now.
+        options.update({k: v for k, v in data.items() if k not in known and strategy_settings_owner(k) is not None})
+        values["options"] = {k: v for k, v in options.items() if strategy_settings_owner(k) is not None}
+        return cls(**values)

@@ -7,6 +7,7 @@ estimator contract (``__init__`` only stores its arguments, learned state ends i
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from transferkit.artifacts import load_model, save_model
+from transferkit.backbones.catalog import DEFAULT_TEXT_BACKBONE
 from transferkit.config import FitConfig
 from transferkit.errors import TransferKitError
-from transferkit.strategies import fit_model
+from transferkit.settings import declared
+from transferkit.strategies.fit import fit_model
+from transferkit.strategies.registry import STRATEGIES
 
 
 def as_texts(X: Any) -> list[Any]:
@@ -55,56 +59,47 @@ def as_texts(X: Any) -> list[Any]:
     return [str(value) if isinstance(value, Path) else value for value in array.tolist()]
 
 
+# Python names of FitConfig fields in scikit-learn's words; FitConfig.options holds the strategies' own settings.
+_RENAMED = {"seed": "random_state", "quiet": "verbose"}
+# scikit-learn estimators are silent unless asked (verbose=False), where the command line shows progress.
+_ESTIMATOR_DEFAULTS = {"verbose": False}
+
+
+def estimator_parameters() -> list[inspect.Parameter]:
+    """The estimators' parameters, derived from the declared settings: ``backbone``, every shared setting of
+    :class:`~transferkit.config.FitConfig` (``seed`` as ``random_state``, ``quiet`` inverted as ``verbose``),
+    then every strategy's own settings."""
+    declarations = [item for item in declared(FitConfig) if item.name != "options"]
+    declarations += [item for spec in STRATEGIES if spec.settings for item in declared(spec.settings)]
+    parameters = [inspect.Parameter("backbone", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_TEXT_BACKBONE)]
+    for item in declarations:
+        name = _RENAMED.get(item.name, item.name)
+        default = _ESTIMATOR_DEFAULTS.get(name, item.default)
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    return parameters
+
+
 class _TransferEstimator(BaseEstimator):
-    def __init__(
-        self,
-        backbone: str = "minilm",
-        strategy: str = "feature-extraction",
-        head: str = "auto",
-        unfreeze_layers: int = 2,
-        epochs: int = 8,
-        batch_size: int = 16,
-        learning_rate: float = 5e-5,
-        layer_decay: float = 0.8,
-        l2sp: float = 0.0,
-        max_length: int = 128,
-        time_budget: float = 600.0,
-        random_state: int | None = 0,
-        cache_dir: str | None = None,
-        verbose: bool = False,
-    ) -> None:
-        self.backbone = backbone
-        self.strategy = strategy
-        self.head = head
-        self.unfreeze_layers = unfreeze_layers
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.layer_decay = layer_decay
-        self.l2sp = l2sp
-        self.max_length = max_length
-        self.time_budget = time_budget
-        self.random_state = random_state
-        self.cache_dir = cache_dir
-        self.verbose = verbose
+    """Shared by the classifier and the regressor. Parameters (keyword only, all stored as given, as scikit-learn
+    requires): ``backbone`` (catalog name, Hugging Face folder or hub id), then the settings of
+    :class:`~transferkit.config.FitConfig` and of the strategies (``strategy``, ``head``, ``unfreeze_layers``,
+    ``epochs``, ``learning_rate``, ``time_budget``, ...), with ``random_state`` for ``seed`` and ``verbose`` for
+    ``not quiet``; ``transferkit.estimators.estimator_parameters()`` lists them with their defaults."""
+
+    def __init__(self, **params: Any) -> None:
+        names = {parameter.name: parameter.default for parameter in estimator_parameters()}
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
+        for name, default in names.items():
+            setattr(self, name, params.get(name, default))
 
     def _config(self) -> FitConfig:
+        settings = {name: getattr(self, name) for name in self.get_params() if name != "backbone"}
+        settings["seed"] = settings.pop("random_state")
+        settings["quiet"] = not settings.pop("verbose")
         try:
-            return FitConfig(
-                strategy=self.strategy,
-                head=self.head,
-                unfreeze_layers=self.unfreeze_layers,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                layer_decay=self.layer_decay,
-                l2sp=self.l2sp,
-                max_length=self.max_length,
-                time_budget=self.time_budget,
-                seed=self.random_state,
-                cache_dir=self.cache_dir,
-                quiet=not self.verbose,
-            )
+            return FitConfig.from_settings(**settings)
         except TransferKitError as error:
             raise ValueError(str(error)) from None
 
@@ -241,3 +236,8 @@ class TransferRegressor(RegressorMixin, _TransferEstimator):
         estimator = cls(backbone=model.backbone.name, strategy=model.strategy)
         estimator.model_ = model
         return estimator
+
+
+_TransferEstimator.__init__.__signature__ = inspect.Signature(  # what scikit-learn's get_params reads
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *estimator_parameters()]
+)

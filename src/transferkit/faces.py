@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from transferkit.artifacts import atomic_folder, check_output, write_json
 from transferkit.backbones import Backbone, create_backbone
 from transferkit.errors import DataError, ModelFolderError
 
@@ -48,8 +49,6 @@ class FaceVerifier:
         return {"same": distance < self.threshold, "distance": round(distance, 4), "threshold": self.threshold}
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        from transferkit.artifacts import atomic_folder, check_output, write_json
-
         target = Path(path).expanduser()
         check_output(target, overwrite=overwrite)
         content = {"threshold": self.threshold, "calibration": self.calibration, "backbone": self.backbone.reference()}

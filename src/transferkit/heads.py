@@ -16,7 +16,6 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from transferkit.targets import TargetEncoder
 
-HEADS = ("logistic", "ridge", "mlp")
 LOGISTIC_C = 1.0
 
 

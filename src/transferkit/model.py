@@ -11,6 +11,7 @@ import torch
 from transferkit.backbones import Backbone
 from transferkit.cache import embed
 from transferkit.config import FitConfig
+from transferkit.evaluation.calibration import fit_temperature
 from transferkit.heads import LinearHead, MLPHead
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -116,8 +117,6 @@ class TransferModel:
         Fits one temperature that minimises the negative log-likelihood of ``y``; predictions (argmax) do not
         change, probabilities become honest. Returns the temperature.
         """
-        from transferkit.evaluation.calibration import fit_temperature
-
         if self.task == "regression":
             raise TypeError("calibration applies to classifiers; this model does regression")
         self.temperature = 1.0

@@ -27,11 +27,10 @@ import numpy as np
 import torch
 
 from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
-from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen
+from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen, session
 from transferkit.errors import BackboneError, DataError
 
 RATE = 16_000
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 VAD_CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
 VAD_CONTEXT = 64
 VAD_THRESHOLD = 0.5
@@ -87,8 +86,6 @@ class SpeechTrimmer:
     """Cuts leading and trailing non-speech with silero VAD (the ``silero-vad`` package's ONNX graph)."""
 
     def __init__(self) -> None:
-        from transferkit.backbones.onnx_runtime import session
-
         folder = package_folder("silero_vad", "silero-vad")
         self._session = session(folder / "data" / "silero_vad.onnx")
 
@@ -169,8 +166,6 @@ class EfficientWordBackbone(AudioBackbone, InferenceOnlyBackbone):
     WINDOW = int(1.5 * RATE)
 
     def __init__(self, *, trim: bool = True, quantized: bool = False, **_: Any) -> None:
-        from transferkit.backbones.onnx_runtime import session
-
         folder = package_folder("eff_word_net", "efficientword") / "models" / "resnet_50_arc"
         suffix = "_qint8" if quantized else ""
         self._path = folder / f"slim_93%_accuracy_72.7390%{suffix}.onnx"

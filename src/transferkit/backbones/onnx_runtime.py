@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from transferkit.backbones.base import hash_state_dict
+from transferkit.errors import BackboneError
+from transferkit.settings import default_cache_dir
 
 
 def available() -> bool:
@@ -66,15 +68,11 @@ class OnnxFrozen:
         return self._model
 
     def _set_runtime(self, runtime: str) -> None:
-        from transferkit.errors import BackboneError
-
         if runtime not in ("auto", "onnx", "torch"):
             raise BackboneError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
         self.runtime, self._onnx = runtime, None
 
     def _onnx_engine(self, n_inputs: int, minimum: int, build: Callable[[], Any]) -> Any:
-        from transferkit.errors import BackboneError
-
         if self.runtime == "torch" or (self.runtime == "auto" and not available()):
             return None
         current = self._onnx is not None and self._onnx.version == weights_version(self._model)
@@ -126,8 +124,6 @@ class ExportedForward:
 
 def cache_folder() -> Path:
     """Where exported graphs are kept: ``<transferkit cache>/onnx``."""
-    from transferkit.cache import default_cache_dir
-
     return default_cache_dir() / "onnx"
 
 

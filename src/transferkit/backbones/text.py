@@ -218,3 +218,39 @@ def load_transformer(
         f"could not load {path_or_id!r}: it is not a local folder and the Hugging Face hub is unreachable "
         "or has no such model; download it where there is internet (save_pretrained) and pass the folder"
     )
+
+
+def toy_text_backbone(**kwargs: Any) -> TransformerTextBackbone:
+    """A tiny random character-level BERT, for tests and smoke runs (registered as ``toy-text``)."""
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    symbols = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = {token: i for i, token in enumerate(special + symbols + [f"##{s}" for s in symbols])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        attn_implementation="eager",
+    )
+    with torch.random.fork_rng(devices=[]):  # deterministic weights without touching the caller's RNG
+        torch.manual_seed(0)
+        model = BertModel(config, add_pooling_layer=False)
+    kwargs.setdefault("max_length", 64)
+    kwargs.setdefault("normalize", False)
+    return TransformerTextBackbone(model, fast, name="toy-text", source={"registry": "toy-text"}, **kwargs)

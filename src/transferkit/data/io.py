@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,38 +12,76 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferkit.data.media import MEDIA_SUFFIXES, check_files, detect_modality, media_folder_table, path_column
 from transferkit.datasets import BUILTIN_DATASETS, load_builtin
 from transferkit.errors import DataError
+from transferkit.progress import say
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 TEXT_NAMES = ("text", "sentence", "content", "body", "message", "review", "comment", "document", "email", "tweet")
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "sentiment", "intent", "tags", "tag", "y")
 TASKS = ("classification", "multilabel", "regression")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
-MEDIA_SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}  # modalities whose inputs are files
-PATH_COLUMN_NAMES = ("path", "image", "image_path", "audio", "audio_path", "file", "filename", "file_name", "img")
 MODALITIES = ("text", "image", "audio")
 ON_BAD_FILE = ("fail", "skip")
+_INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*")  # a whole number written with a decimal point: "1.0", "-2."
 
 
-@dataclass
+@dataclass(init=False)
 class LabeledData:
-    """Texts with their labels, as read from a file.
+    """Inputs (texts, or image / audio file paths) with their labels, as read from a file.
 
     Attributes:
-        texts: One string per row.
+        inputs: One input per row: a text, or the path of an image or audio file.
         y: Labels: strings for classification, floats for regression, lists of strings for multi-label.
         task: "classification", "multilabel" or "regression".
+        text_col: The column the inputs were read from.
+        label_col: The column the labels were read from.
+        source: How the data are called in messages (the file name, or "the data").
+        extra: ``modality`` ("image" or "audio") for media data; nothing for texts.
     """
 
-    texts: list[str]
+    inputs: list[Any]
     y: list[Any]
     task: str
     text_col: str
     label_col: str
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        inputs: list[Any] | None = None,
+        y: list[Any] | None = None,
+        task: str | None = None,
+        text_col: str | None = None,
+        label_col: str | None = None,
+        source: str = "",
+        extra: dict[str, Any] | None = None,
+        *,
+        texts: list[Any] | None = None,
+    ) -> None:
+        """Store the fields; ``texts`` is the former name of ``inputs``, accepted until every caller moves.
+
+        Raises:
+            TypeError: Both ``inputs`` and ``texts``, or a required field missing.
+        """
+        # Written by hand (not generated) only to accept the old keyword; the fields are the dataclass's.
+        if texts is not None:
+            if inputs is not None:
+                raise TypeError("LabeledData() got both inputs and texts (its former name); pass inputs only")
+            inputs = texts
+        required = {"inputs": inputs, "y": y, "task": task, "text_col": text_col, "label_col": label_col}
+        missing = [name for name, value in required.items() if value is None]
+        if missing:
+            raise TypeError(f"LabeledData() missing required argument(s): {', '.join(missing)}")
+        self.inputs, self.y, self.task, self.text_col, self.label_col = inputs, y, task, text_col, label_col
+        self.source = source
+        self.extra = {} if extra is None else extra
+
+    @property
+    def texts(self) -> list[Any]:
+        """The former name of :attr:`inputs` (the same list), kept while callers move to ``inputs``."""
+        return self.inputs
 
 
 def _format_of(path: Path) -> str | None:
@@ -123,7 +163,8 @@ def _pick(frame: pd.DataFrame, given: str | None, names: tuple[str, ...], what: 
     return ""
 
 
-def _text_column(frame: pd.DataFrame, given: str | None, source: str, exclude=()) -> str:
+def _input_column(frame: pd.DataFrame, given: str | None, source: str, exclude=()) -> str:
+    """The column of inputs: the one given, one with a usual text name, or the one with the longest strings."""
     column = _pick(frame, given, TEXT_NAMES, "text", source, exclude)
     if column:
         return column
@@ -153,13 +194,14 @@ def _row_list(mask: pd.Series) -> str:
     return f"1 row ({shown}) has" if len(rows) == 1 else f"{len(rows)} rows ({shown}) have"
 
 
-def _check_texts(texts: pd.Series, column: str, source: str) -> list[str]:
-    missing = texts.isna() | texts.map(lambda v: str(v).strip() == "")
+def _check_inputs(inputs: pd.Series, column: str, source: str) -> list[str]:
+    """The inputs (texts or file paths) as strings; an empty cell is an error naming its rows."""
+    missing = inputs.isna() | inputs.map(lambda v: str(v).strip() == "")
     if missing.any():
         raise DataError(
             f"{source}: {_row_list(missing)} an empty text in column {column!r}; fill them in or drop those rows"
         )
-    return texts.astype(str).tolist()
+    return inputs.astype(str).tolist()
 
 
 def load_labeled(
@@ -178,7 +220,7 @@ def load_labeled(
 
     Args:
         source: A data file, a built-in data set name, or a DataFrame.
-        text_col: Column of texts; detected by name or length when None.
+        text_col: Column of inputs (texts, or image / audio file paths); detected when None.
         label_col: Column of labels; detected by name when None.
         task: "classification", "multilabel" or "regression"; inferred from the labels when None.
         label_sep: Separator of several labels in one string cell, for multi-label data.
@@ -221,7 +263,7 @@ def load_labeled(
         raise DataError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     label = _pick(frame, label_col, LABEL_NAMES, "label", name)
     modality, text_col = _input_modality(frame, name, text_col, modality, exclude=(label,))
-    text = _text_column(frame, text_col, name, exclude=(label,))
+    text = _input_column(frame, text_col, name, exclude=(label,))
     if not label:
         others = [c for c in frame.columns if c != text]
         if len(others) != 1:
@@ -235,16 +277,16 @@ def load_labeled(
     missing = labels.map(_no_label)
     if missing.any():
         raise DataError(f"{name}: {_row_list(missing)} no label in column {label!r}; fill them in or drop those rows")
-    texts = _check_texts(frame[text], text, name)
+    inputs = _check_inputs(frame[text], text, name)
     if modality in MEDIA_SUFFIXES:
-        keep = _readable(texts, source, frame, name, modality, on_bad_file)
-        texts, labels = [texts[i] for i in keep], labels.iloc[keep]
-        if not texts:
+        keep = _readable(inputs, source, frame, name, modality, on_bad_file)
+        inputs, labels = [inputs[i] for i in keep], labels.iloc[keep]
+        if not inputs:
             raise DataError(f"{name}: no readable {modality} files are left; check the paths")
     task = task or infer_task(labels)
     y = _parse_labels(labels, task, label_sep, label, name, min_classes)
     extra = {"modality": modality} if modality != "text" else {}
-    return LabeledData(texts=texts, y=y, task=task, text_col=text, label_col=label, source=name, extra=extra)
+    return LabeledData(inputs=inputs, y=y, task=task, text_col=text, label_col=label, source=name, extra=extra)
 
 
 def _no_label(value: Any) -> bool:
@@ -271,13 +313,42 @@ def _parse_labels(labels: pd.Series, task: str, sep: str, column: str, source: s
         raise DataError(
             f"{source}: column {column!r} has a single class ({classes[0]!r}); classification needs at least two"
         )
+    if min_classes >= 2:  # data to train on; a test set may well hold one example of a class
+        _warn_single_examples(values, column, source)
     return values
 
 
+def _warn_single_examples(values: list[str], column: str, source: str) -> None:
+    """Say which classes have one example: such a class cannot be both learned and tested (a held-out split or
+    cross-validation puts it on one side only), and it is often a typo or a second spelling of another class."""
+    from rich.markup import escape
+
+    single = sorted(label for label, count in Counter(values).items() if count == 1)
+    if not single:
+        return
+    shown = ", ".join(map(repr, single[:5])) + (f", ... ({len(single)} in all)" if len(single) > 5 else "")
+    classes, rows = (f"{len(single)} classes have", "those rows") if len(single) > 1 else ("1 class has", "that row")
+    say(
+        escape(
+            f"warning: {source}: {classes} a single example in column {column!r} ({shown}); a class needs two, "
+            f"one to learn from and one to test on: add examples or drop {rows}"
+        )
+    )
+
+
 def _label_str(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
+    """The class name of a label cell, one spelling per class: 1, 1.0, "1" and " 1.0 " are all "1".
+
+    A column that mixes numbers and words (1, 3, cat) arrives as numbers and strings (JSONL, DataFrames) or as
+    strings only (CSV, where a spreadsheet may have written the number 1 as "1.0"); without one spelling the
+    same class would be split in two, each with a few examples.
+    """
+    if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    if _INTEGRAL_DECIMAL.fullmatch(text):
+        return str(int(text.partition(".")[0]))  # "1.0" -> "1", as pandas spells a whole number it parsed
+    return text
 
 
 def _as_label_list(value: Any, sep: str) -> list[str]:
@@ -289,55 +360,10 @@ def _as_label_list(value: Any, sep: str) -> list[str]:
             return sorted({_label_str(v) for v in json.loads(text)})
         except json.JSONDecodeError:
             pass
-    return sorted({part.strip() for part in text.split(sep) if part.strip()})
+    return sorted({_label_str(part) for part in text.split(sep) if part.strip()})
 
 
-def infer_modality(items: list[Any]) -> str:
-    """ "image" for 2-d/3-d arrays, PIL images or image files; "audio" for 1-d arrays or audio files; else "text"."""
-    if not items:
-        return "text"
-    first = items[0]
-    if isinstance(first, (str, Path)):
-        for modality, suffixes in MEDIA_SUFFIXES.items():
-            if str(first).lower().endswith(suffixes) and Path(first).is_file():
-                return modality
-        return "text"
-    if isinstance(first, np.ndarray) and first.ndim == 1:
-        return "audio"
-    return "text" if isinstance(first, bytes) else "image"
-
-
-def media_folder_table(folder: Path) -> pd.DataFrame:
-    """A table of the image or audio files in ``folder``: ``path`` and, for class sub-folders
-    (``folder/<class>/<file>``), ``label``; files directly in ``folder`` get no label (for prediction).
-    ``attrs["modality"]`` is "image" or "audio", whichever kind of file is in the majority.
-
-    Raises:
-        DataError: The folder holds no image or audio files (in it or in its sub-folders).
-    """
-    suffixes = IMAGE_SUFFIXES + AUDIO_SUFFIXES
-    rows = []
-    for item in sorted(folder.iterdir()):
-        if item.is_dir() and not item.name.startswith("."):
-            rows += [(str(f), item.name) for f in sorted(item.iterdir()) if f.suffix.lower() in suffixes]
-        elif item.suffix.lower() in suffixes:
-            rows.append((str(item), None))
-    if not rows:
-        raise DataError(
-            f"{str(folder)!r} is a folder without images or audio files; for training put them in one sub-folder "
-            f"per class ({folder.name}/<class>/<file>), or pass a CSV/TSV/JSONL/Parquet file"
-        )
-    images = sum(path.lower().endswith(IMAGE_SUFFIXES) for path, _ in rows)
-    modality = "image" if images * 2 >= len(rows) else "audio"
-    rows = [row for row in rows if row[0].lower().endswith(MEDIA_SUFFIXES[modality])]
-    frame = pd.DataFrame(rows, columns=["path", "label"])
-    if frame["label"].isna().all():
-        frame = frame[["path"]]
-    frame.attrs["modality"] = modality
-    return frame
-
-
-def load_texts(
+def load_inputs(
     source: str | Path | pd.DataFrame,
     *,
     text_col: str | None = None,
@@ -345,9 +371,22 @@ def load_texts(
     on_bad_file: str = "fail",
     remembered_col: str | None = None,
 ) -> tuple[list[str], pd.DataFrame, str]:
-    """Read the texts (or image / audio paths) to predict on; returns (inputs, the table, the input column).
-    With ``on_bad_file="skip"``, rows of unreadable files are dropped from the table too. ``remembered_col``
-    (the column a model was trained on) is used when the table has it; otherwise the column is detected."""
+    """Read the inputs to predict on: texts, or image / audio file paths (also known as ``load_texts``).
+
+    Args:
+        source: A data file, a built-in data set name, a folder of media files, or a DataFrame.
+        text_col: Column of inputs; detected when None.
+        modality: "text", "image" or "audio"; None detects it.
+        on_bad_file: Unreadable image or audio files: "fail" (one error naming them) or "skip" (their rows are
+            dropped from the table too).
+        remembered_col: The column a model was trained on, used when the table has it.
+
+    Returns:
+        (inputs, the table, the input column).
+
+    Raises:
+        DataError: Unknown columns, empty inputs, or bad files with ``on_bad_file="fail"``.
+    """
     frame = source if isinstance(source, pd.DataFrame) else read_table(source)
     if text_col is None and remembered_col in frame.columns:
         text_col = remembered_col
@@ -358,12 +397,15 @@ def load_texts(
     if frame.attrs.get("modality") in MEDIA_SUFFIXES:
         text_col, modality = "path", None  # a folder listing: its own kind of file, in its path column
     modality, text_col = _input_modality(frame, name, text_col, modality)
-    column = _text_column(frame, text_col or (builtin or {}).get("text_col"), name)
-    texts = _check_texts(frame[column], column, name)
+    column = _input_column(frame, text_col or (builtin or {}).get("text_col"), name)
+    inputs = _check_inputs(frame[column], column, name)
     if modality in MEDIA_SUFFIXES:
-        keep = _readable(texts, source, frame, name, modality, on_bad_file)
-        texts, frame = [texts[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
-    return texts, frame, column
+        keep = _readable(inputs, source, frame, name, modality, on_bad_file)
+        inputs, frame = [inputs[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
+    return inputs, frame, column
+
+
+load_texts = load_inputs  # the former name, kept while callers move to load_inputs
 
 
 def _input_modality(
@@ -373,9 +415,9 @@ def _input_modality(
     (for image / audio tables without one given: the column of file paths)."""
     if frame.attrs.get("modality") in MEDIA_SUFFIXES:
         return modality or frame.attrs["modality"], text_col
-    modality = modality or _detect_modality(frame, text_col, exclude=exclude)
+    modality = modality or detect_modality(frame, text_col, exclude=exclude)
     if modality in MEDIA_SUFFIXES:
-        text_col = text_col or _path_column(frame, source, modality, exclude=exclude)
+        text_col = text_col or path_column(frame, source, modality, exclude=exclude)
     return modality, text_col
 
 
@@ -392,98 +434,3 @@ def _readable(
 def _check_choice(value: str | None, choices: tuple[str, ...], what: str, allow_none: bool = False) -> None:
     if not (value in choices or (allow_none and value is None)):
         raise DataError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _media_paths(values: pd.Series) -> str | None:
-    """ "image" or "audio" when every value is a file name with that kind of suffix; None otherwise."""
-    strings = values.dropna()
-    if not len(strings) or not strings.map(lambda v: isinstance(v, str)).all():
-        return None
-    for modality, suffixes in MEDIA_SUFFIXES.items():
-        if strings.str.lower().str.endswith(suffixes).all():
-            return modality
-    return None
-
-
-def _detect_modality(frame: pd.DataFrame, text_col: str | None, exclude=()) -> str:
-    """The media kind of the input column (given, or any column when not), or "text"."""
-    columns = [text_col] if text_col in frame.columns else [c for c in frame.columns if c not in exclude]
-    kinds = [kind for kind in (_media_paths(frame[c]) for c in columns) if kind]
-    return kinds[0] if kinds else "text"
-
-
-def _path_column(frame: pd.DataFrame, source: str, modality: str, exclude=()) -> str:
-    """The column of file paths: one named like ``path``/``image``/``audio``/``file``, else the one whose values
-    are file names of ``modality``."""
-    candidates = [c for c in frame.columns if c not in exclude and _media_paths(frame[c]) == modality]
-    named = [c for c in candidates if c.lower() in PATH_COLUMN_NAMES]
-    if named or candidates:
-        return (named or candidates)[0]
-    raise DataError(
-        f"found no column of {modality} file paths in {source} (columns: {', '.join(frame.columns)}); "
-        f"pass --text-col naming it (values ending in {', '.join(MEDIA_SUFFIXES[modality][:3])}, ...)"
-    )
-
-
-def _probe(file: Path, modality: str) -> None:
-    """Open ``file`` cheaply (header and structure, not a full decode); raises what the reader raises."""
-    if modality == "image":
-        from PIL import Image
-
-        with Image.open(file) as image:
-            image.verify()
-    else:
-        import soundfile
-
-        if soundfile.info(str(file)).frames == 0:
-            raise ValueError("no samples")
-
-
-def check_files(
-    paths: list[str], base: Path | None, source: str, modality: str = "image", on_bad_file: str = "fail"
-) -> list[int]:
-    """Resolve image or audio paths and check every file opens; rewrites ``paths`` in place to the resolved
-    files and returns the indices of the good ones.
-
-    Args:
-        paths: File paths; relative ones are taken inside ``base`` (the data file's folder).
-        base: The folder paths must stay inside (None: no containment rule, paths as given).
-        on_bad_file: "fail" raises one error naming the bad files; "skip" drops them and says so.
-
-    Raises:
-        DataError: A path leaves the data folder (always), or bad files with ``on_bad_file="fail"``.
-    """
-    from transferkit.progress import say
-
-    root = base.resolve() if base is not None else None
-    bad: list[str] = []
-    keep: list[int] = []
-    for index, value in enumerate(paths):
-        file = Path(value).expanduser()
-        if root is not None:
-            file = (root / file).resolve()
-            if not file.is_relative_to(root):
-                raise DataError(
-                    f"{source}: row {index + 1}: path {value!r} points outside the data folder {str(root)!r}; "
-                    "file paths in a table must be inside the folder that holds the table"
-                )
-        paths[index] = str(file)
-        try:
-            _probe(file, modality)
-        except FileNotFoundError:
-            bad.append(f"{value} (does not exist)")
-            continue
-        except Exception as error:  # Pillow raises many types for broken files
-            detail = str(error).splitlines()[0] if str(error) else "unreadable"
-            bad.append(f"{value} ({type(error).__name__}: {detail})")
-            continue
-        keep.append(index)
-    if bad and on_bad_file == "fail":
-        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise DataError(
-            f"{source}: {len(bad)} of {len(paths)} {modality} files cannot be read: {shown}; fix or remove them, "
-            "or pass --on-bad-file skip to leave them out"
-        )
-    if bad:
-        say(f"skipped {len(bad)} unreadable {modality} file(s) of {len(paths)}: {'; '.join(bad[:5])}")
-    return keep

@@ -15,7 +15,19 @@ def train_test_indices(
     """Indices of a train part and a held-out part.
 
     Classification splits are stratified when every class has at least two examples, so that each class
-    appears on both sides; otherwise (and for regression / multi-label) the split is a seeded shuffle.
+    appears on both sides; otherwise (and for regression / multi-label) the split is a seeded shuffle. A class
+    with one example is therefore not an error here: callers split for a test set, a validation set or a
+    sample, and each copes with a class on one side only (reading the data already warned about such classes).
+
+    Args:
+        y: One label per example.
+        test_size: Share of the examples in the held-out part.
+        task: "classification", "multilabel" or "regression".
+        seed: Seed of the shuffle.
+        min_test: Fewest examples in the held-out part.
+
+    Returns:
+        (train indices, held-out indices), each sorted.
     """
     n = len(y)
     n_test = max(min_test, round(n * test_size))

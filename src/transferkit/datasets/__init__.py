@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from transferkit.datasets.catalog import BUILTIN_DATASETS
 
-import pandas as pd
-
-BUILTIN_DATASETS: dict[str, dict[str, str]] = {
-    "spam-assassin": {
-        "file": "spam_assassin.csv.gz",
-        "text_col": "text",
-        "label_col": "label",
-        "description": "SpamAssassin public corpus: 5,886 e-mails, spam vs ham (binary classification)",
-    },
-    "afinn": {
-        "file": "afinn.csv",
-        "text_col": "text",
-        "label_col": "sentiment",
-        "description": "AFINN-111: 2,476 English words, positive vs negative (binary); 'valence' column for regression",
-    },
-    "sotu-party": {
-        "file": "sotu_party.csv.gz",
-        "text_col": "text",
-        "label_col": "label",
-        "description": "State of the Union passages since 1861: 3,000, Democratic vs Republican President (binary)",
-    },
-    "first-names": {
-        "file": "first_names.csv",
-        "text_col": "text",
-        "label_col": "label",
-        "description": "English first names: 8,003, female vs male (binary; names on both lists dropped)",
-    },
-}
+__all__ = ["BUILTIN_DATASETS", "load_builtin"]
 
 
-def load_builtin(name: str) -> pd.DataFrame:
-    """The built-in data set ``name`` as a DataFrame."""
-    entry = BUILTIN_DATASETS[name]
-    with resources.as_file(resources.files(__name__) / "data" / entry["file"]) as path:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+def __getattr__(name: str):
+    # load_builtin needs pandas; the table above is all `transferkit datasets` reads, so it comes first.
+    if name == "load_builtin":
+        from transferkit.datasets.builtin import load_builtin
+
+        return load_builtin
+    raise AttributeError(f"module 'transferkit.datasets' has no attribute {name!r}")

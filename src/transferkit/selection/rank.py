@@ -1,7 +1,8 @@
 """Rank candidate backbones for a labeled data set by transferability, before any training.
 
-Each candidate embeds the texts once (through the embedding cache), then every score runs on the frozen
-features in milliseconds to seconds. A bootstrap over examples says how stable the top pick is.
+Each candidate embeds the inputs (texts, images or audio clips) once, through the embedding cache, then every
+score runs on the frozen features in milliseconds to seconds. Rescoring on subsamples of the examples says
+how stable the top pick is.
 """
 
 from __future__ import annotations
@@ -18,55 +19,55 @@ from transferkit.cache import embed
 from transferkit.data.split import train_test_indices
 from transferkit.errors import BackboneError, TransferKitError
 from transferkit.progress import say
-from transferkit.selection.scores import h_score, leep, linear_probe_score, logme
+from transferkit.selection.scores import SCORES, score_names
+from transferkit.targets import TargetEncoder
 
 DEFAULT_SCORE = "logme"
-FAST_SCORES = ("logme", "hscore", "nleep")
-ALL_SCORES = (*FAST_SCORES, "linear-probe")
+ALL_SCORES = score_names(needs="features")  # what rank can compute: every score that reads features
+FAST_SCORES = score_names(needs="features", fast=True)  # what rank reports by default
 DEFAULT_MAX_EXAMPLES = 1000
 STABILITY_ROUNDS = 100
+# Half-samples: for a mean, a half-sample drawn without replacement has variance sigma^2 / m * (1 - m / n),
+# which at m = n / 2 is sigma^2 / n, the sampling variance of the full-data estimate; so half-samples show
+# as much sampling noise as the bootstrap does, without its duplicated examples (which LogME rewards:
+# identical rows with identical labels look noise-free). Stability selection (Meinshausen and Buhlmann,
+# JRSS-B 2010) subsamples halves for the same reason. Larger fractions understate the noise (80%: a quarter).
+SUBSAMPLE_FRACTION = 0.5
 
 
-def nleep(features: np.ndarray, y: np.ndarray, *, components_per_class: int = 5, seed: int = 0) -> float:
-    """N-LEEP: LEEP with a Gaussian mixture standing in for the source classifier.
-
-    Li et al., "Ranking Neural Checkpoints", CVPR 2021: features reduced by PCA to 80% of their variance, a
-    Gaussian mixture with ``components_per_class`` x classes components fitted to them, and its posteriors
-    used as the source-label probabilities of LEEP (Nguyen et al., ICML 2020). For backbones without a
-    source classifier, such as sentence encoders.
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.mixture import GaussianMixture
-
-    classes = np.unique(y)
-    reduced = PCA(n_components=0.8, svd_solver="full", random_state=seed).fit_transform(features)
-    components = components_per_class * len(classes)
-    while components >= len(features) and components > len(classes):
-        components -= len(classes)
-    mixture = GaussianMixture(components, covariance_type="diag", reg_covar=1e-4, random_state=seed)
-    return leep(mixture.fit(reduced).predict_proba(reduced), y)
-
-
-def score_features(features: np.ndarray, y: np.ndarray, task: str, names: Sequence[str], seed: int = 0) -> dict:
+def score_features(
+    features: np.ndarray, y: np.ndarray, task: str, names: Sequence[str], seed: int = 0
+) -> dict[str, float | None]:
     """The named transferability scores of ``features`` for targets ``y`` (None where a score does not apply).
 
     Classification targets are class indices; regression targets are numbers (n,) or (n, k); multi-label
     targets are 0/1 columns, scored by LogME as k regression targets (what LogME does with one-hot labels).
+    Every score is looked up in :data:`~transferkit.selection.scores.SCORES`.
+
+    Raises:
+        TransferKitError: A name is not a score that reads features.
     """
+    _check_score_names(names)
     features = np.asarray(features, dtype=np.float64)
-    regression = task != "classification"
-    scorers = {
-        "logme": lambda: logme(features, y, regression=regression),
-        "hscore": lambda: None if regression else h_score(features, y),
-        "nleep": lambda: None if regression else nleep(features, y, seed=seed),
-        "linear-probe": lambda: (
-            None if task == "multilabel" else linear_probe_score(features, y, regression=regression, seed=seed)
-        ),
-    }
-    unknown = [name for name in names if name not in scorers]
-    if unknown:
-        raise TransferKitError(f"unknown score {unknown[0]!r}; choose from {', '.join(scorers)}")
-    return {name: _finite(scorers[name]()) for name in names}
+    return {name: _finite(SCORES[name](features, y, task, seed=seed)) for name in names}
+
+
+def _check_score_names(names: Sequence[str]) -> None:
+    """Refuse names that are not scores of frozen features, naming the ones that are.
+
+    Raises:
+        TransferKitError: A name is unknown, or names a score that needs a source classifier's probabilities.
+    """
+    usable = ", ".join(ALL_SCORES)
+    for name in names:
+        if name not in SCORES:
+            raise TransferKitError(f"unknown score {name!r}; choose from {usable}")
+        if SCORES[name].needs != "features":
+            raise TransferKitError(
+                f"score {name!r} needs a source classifier's probabilities, not features, so it cannot rank "
+                f"backbones here (call transferkit.selection.{SCORES[name].function.__name__} on them); "
+                f"choose from {usable}"
+            )
 
 
 def _finite(value: float | None) -> float | None:
@@ -85,7 +86,7 @@ def candidates_for(modality: str) -> list[str]:
 
 
 def rank(
-    texts: Sequence[str],
+    inputs: Sequence[Any],
     y: Sequence[Any],
     *,
     task: str,
@@ -101,44 +102,52 @@ def rank(
     quiet: bool = False,
     modality: str = "text",
 ) -> dict[str, Any]:
-    """Rank candidate backbones for ``texts``/``y`` by a transferability score.
+    """Rank candidate backbones for ``inputs``/``y`` by a transferability score.
 
     Args:
-        texts, y: Labeled training data (labels as for :func:`~transferkit.strategies.fit.fit_model`).
+        inputs: Training inputs of one modality: texts, or image / audio file paths or arrays.
+        y: Their labels (as for :func:`~transferkit.strategies.fit.fit_model`).
         task: "classification", "multilabel" or "regression".
         candidates: Backbone names, folders or hub ids; default: every installed candidate of ``modality``.
-        score: The score that orders the ranking (and the bootstrap); it is always computed.
-        scores: Further scores to report next to it.
+        score: The score that orders the ranking (and the stability); it is always computed.
+        scores: Further scores to report next to it (names in :data:`ALL_SCORES`).
         max_examples: Rank on a stratified sample of this many examples (None: all); embedding is the cost.
-        rounds: Bootstrap resamples of the examples for the stability of the top pick (0 to skip).
+        rounds: Subsamples (half the examples each, drawn without replacement, stratified by class) rescored
+            for the stability of the top pick (0 to skip).
+        seed: Seed of the sampling, the subsamples and the seeded scores.
+        max_length: Tokens kept per text (text backbones only).
+        cache_dir: Embedding cache folder (default: the user cache).
+        use_cache: Read and write the embedding cache.
+        quiet: No progress lines.
+        modality: "text", "image" or "audio": the candidates' modality when ``candidates`` is None.
 
     Returns:
         JSON-ready: ``ranking`` (best first: name, dim, scores, seconds), ``skipped`` (name and why),
-        ``stability`` (how often each candidate tops a bootstrap resample), ``top`` and ``summary``.
-    """
-    from transferkit.targets import TargetEncoder
+        ``stability`` (the share of subsamples each candidate tops), ``top`` and ``summary``.
 
+    Raises:
+        TransferKitError: An unknown score, or one that does not read features.
+        BackboneError: No candidate is installed, or none could embed the inputs.
+    """
     names = list(dict.fromkeys([score, *scores]))
-    unknown = [name for name in names if name not in ALL_SCORES]
-    if unknown:
-        raise TransferKitError(f"unknown score {unknown[0]!r}; choose from {', '.join(ALL_SCORES)}")
+    _check_score_names(names)  # before the slow embedding
     candidates = list(candidates) if candidates else candidates_for(modality)
     if not candidates:
         install = f"pip install 'transferkit[{modality}]'"
         raise BackboneError(f"no {modality} candidate backbone is installed; run: {install}")
-    texts, y = list(texts), list(y)
-    if max_examples is not None and len(texts) > max_examples:
-        keep, _ = train_test_indices(y, test_size=1 - max_examples / len(texts), task=task, seed=seed)
-        texts, y = [texts[i] for i in keep], [y[i] for i in keep]
+    inputs, y = list(inputs), list(y)
+    if max_examples is not None and len(inputs) > max_examples:
+        keep, _ = train_test_indices(y, test_size=1 - max_examples / len(inputs), task=task, seed=seed)
+        inputs, y = [inputs[i] for i in keep], [y[i] for i in keep]
     target = TargetEncoder.fit(y, task).encode(y)
     features: dict[str, np.ndarray] = {}
     rows, skipped = [], []
     for index, name in enumerate(candidates, 1):
-        say(f"[{index}/{len(candidates)}] {name}: embedding {len(texts)} texts", quiet=quiet)
+        say(f"[{index}/{len(candidates)}] {name}: embedding {len(inputs)} examples", quiet=quiet)
         start = time.perf_counter()
         try:
             backbone = create_backbone(name, max_length=max_length)
-            matrix = embed(backbone, texts, cache_dir=cache_dir, use_cache=use_cache, quiet=quiet)
+            matrix = embed(backbone, inputs, cache_dir=cache_dir, use_cache=use_cache, quiet=quiet)
         except TransferKitError as error:
             skipped.append({"name": name, "reason": str(error)})
             continue
@@ -163,7 +172,7 @@ def rank(
     top = rows[0]["name"]
     result = {
         "task": task,
-        "n": len(texts),
+        "n": len(inputs),
         "score": score,
         "ranking": rows,
         "skipped": skipped,
@@ -175,15 +184,19 @@ def rank(
     return result
 
 
-def _stability(features: dict[str, np.ndarray], target: np.ndarray, task: str, score: str, rounds: int, seed: int):
-    """Share of bootstrap resamples (of examples) in which each candidate has the best ``score``."""
+def _stability(
+    features: dict[str, np.ndarray], target: np.ndarray, task: str, score: str, rounds: int, seed: int
+) -> dict[str, float]:
+    """Share of ``rounds`` subsamples of the examples in which each candidate has the best ``score``.
+
+    Every candidate is scored on the same subsamples (see :func:`_subsample`), drawn without replacement: a
+    bootstrap resample repeats about a third of its examples, and LogME reads repeated rows with identical
+    labels as noise-free data, which favours some feature sets over the ranking on the real data.
+    """
     rng = np.random.default_rng(seed)
-    n = len(target)
     wins = dict.fromkeys(features, 0)
     for _ in range(rounds):
-        rows = rng.integers(0, n, n)
-        if task == "classification" and len(np.unique(target[rows])) < 2:
-            continue
+        rows = _subsample(target, task, rng)
         values = {name: score_features(matrix[rows], target[rows], task, [score], seed)[score] for name, matrix in
                   features.items()}  # fmt: skip
         valid = {name: value for name, value in values.items() if value is not None}
@@ -193,13 +206,33 @@ def _stability(features: dict[str, np.ndarray], target: np.ndarray, task: str, s
     return {name: round(count / total, 3) for name, count in sorted(wins.items(), key=lambda kv: -kv[1])}
 
 
+def _subsample(
+    target: np.ndarray, task: str, rng: np.random.Generator, fraction: float = SUBSAMPLE_FRACTION
+) -> np.ndarray:
+    """Sorted row indices of ``fraction`` of the examples, drawn without replacement.
+
+    For classification each class is subsampled on its own, so every class stays present; a class keeps two
+    examples where it has them, so that scores needing two per class (the linear probe's folds) stay defined.
+    """
+    n = len(target)
+    if task != "classification":
+        return np.sort(rng.choice(n, size=max(2, round(n * fraction)), replace=False))
+    parts = []
+    for label in np.unique(target):
+        members = np.flatnonzero(target == label)
+        size = max(min(len(members), 2), round(len(members) * fraction))
+        parts.append(rng.choice(members, size=size, replace=False))
+    return np.sort(np.concatenate(parts))
+
+
 def _summary(result: dict[str, Any]) -> str:
     top, score = result["top"], result["score"]
     text = f"{top} ranks first by {score} of {len(result['ranking'])} candidates on {result['n']} examples"
     share = result["stability"].get(top)
     if share is not None:
         firmness = "a firm pick" if share >= 0.9 else "a close call" if share < 0.6 else "a likely pick"
-        text += f"; it stays on top in {share:.0%} of {result['rounds']} bootstrap resamples ({firmness})"
+        subsamples = f"{result['rounds']} subsamples ({SUBSAMPLE_FRACTION:.0%} of the examples each)"
+        text += f"; it stays on top in {share:.0%} of {subsamples}: {firmness}"
     probe = {row["name"]: row["scores"].get("linear-probe") for row in result["ranking"]}
     probe = {name: value for name, value in probe.items() if value is not None}
     if score != "linear-probe" and probe and max(probe, key=probe.get) != top and top in probe:

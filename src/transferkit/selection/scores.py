@@ -1,11 +1,14 @@
 """Transferability scores: how well a frozen backbone's features suit a labeled target task, without training.
 
 Pure numpy (float64). Every score is "higher is better". Labels may be any sortable values (strings, ints);
-they are mapped to class indices in sorted order with ``np.unique``.
+they are mapped to class indices in sorted order with ``np.unique``. :data:`SCORES` at the bottom is the one
+table of them: what each reads, the tasks it applies to, whether ``rank`` runs it by default, and its paper.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -255,45 +258,156 @@ def linear_probe_score(features: Any, y: Any, *, regression: bool = False, folds
     return float(np.mean(scores))
 
 
-SCORES: dict[str, dict[str, Any]] = {
-    "logme": {
-        "function": logme,
-        "needs": "features",
-        "supports_regression": True,
-        "higher_is_better": True,
-        "paper": "You et al., LogME: Practical Assessment of Pre-trained Models for Transfer Learning, ICML 2021",
-    },
-    "hscore": {
-        "function": h_score,
-        "needs": "features",
-        "supports_regression": False,
-        "higher_is_better": True,
-        "paper": (
+def nleep(features: Any, y: Any, *, components_per_class: int = 5, seed: int = 0) -> float:
+    """N-LEEP: LEEP with a Gaussian mixture standing in for the source classifier.
+
+    Li et al., "Ranking Neural Checkpoints", CVPR 2021: features reduced by PCA to 80% of their variance, a
+    Gaussian mixture with ``components_per_class`` x classes components fitted to them, and its posteriors
+    used as the source-label probabilities of LEEP (Nguyen et al., ICML 2020). For backbones without a
+    source classifier, such as sentence encoders.
+
+    Args:
+        features: (n, d) frozen features.
+        y: (n,) class labels.
+        components_per_class: Mixture components per target class (fewer when examples are too few).
+        seed: Seed of the PCA solver and the mixture's initialisation.
+
+    Returns:
+        The LEEP of the mixture's posteriors (higher is better, at most 0).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    f = _features(features)
+    _, n_classes = _classes(y, len(f))
+    reduced = PCA(n_components=0.8, svd_solver="full", random_state=seed).fit_transform(f)
+    components = components_per_class * n_classes
+    while components >= len(f) and components > n_classes:  # a mixture needs fewer components than examples
+        components -= n_classes
+    mixture = GaussianMixture(components, covariance_type="diag", reg_covar=1e-4, random_state=seed)
+    return leep(mixture.fit(reduced).predict_proba(reduced), y)
+
+
+TASKS = ("classification", "multilabel", "regression")
+NEEDS = ("features", "source_probs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Score:
+    """One transferability score: its function, what it reads, where it applies, and its paper.
+
+    The function takes ``(inputs, y)``; a score that applies beyond classification also takes
+    ``regression=True`` (multi-label 0/1 columns are scored as k regression targets, as LogME does with
+    one-hot labels), and a ``seeded`` one takes ``seed=``. Calling the entry dispatches accordingly.
+
+    Attributes:
+        function: The pure numpy score, higher is better.
+        needs: "features" (a frozen backbone's (n, d) features) or "source_probs" (a source classifier's
+            (n, n_source_classes) probabilities, which ``rank`` does not have).
+        tasks: The tasks it applies to, among "classification", "multilabel" and "regression".
+        fast: Cheap enough to run by default (``rank`` runs the fast ones that take features).
+        paper: Where the score comes from.
+        seeded: The function takes ``seed=`` (it shuffles or initialises something random).
+    """
+
+    function: Callable[..., float]
+    needs: str
+    tasks: tuple[str, ...]
+    fast: bool
+    paper: str
+    seeded: bool = False
+
+    def __post_init__(self) -> None:
+        if self.needs not in NEEDS:
+            raise ValueError(f"needs must be one of {', '.join(NEEDS)}, got {self.needs!r}")
+        if not self.tasks or not set(self.tasks) <= set(TASKS):
+            raise ValueError(f"tasks must be a non-empty subset of {', '.join(TASKS)}, got {self.tasks!r}")
+
+    def applies_to(self, task: str) -> bool:
+        """Whether the score is defined for ``task``.
+
+        Raises:
+            ValueError: ``task`` is not a known task.
+        """
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+        return task in self.tasks
+
+    def __call__(self, inputs: Any, y: Any, task: str, *, seed: int = 0) -> float | None:
+        """The score of ``inputs`` (features or source probabilities, as ``needs`` says) for targets ``y``.
+
+        Returns:
+            The score, or None when it does not apply to ``task``.
+        """
+        if not self.applies_to(task):
+            return None
+        options: dict[str, Any] = {"seed": seed} if self.seeded else {}
+        if task != "classification":
+            options["regression"] = True
+        return self.function(inputs, y, **options)
+
+
+SCORES: dict[str, Score] = {
+    "logme": Score(
+        function=logme,
+        needs="features",
+        tasks=TASKS,
+        fast=True,
+        paper="You et al., LogME: Practical Assessment of Pre-trained Models for Transfer Learning, ICML 2021",
+    ),
+    "hscore": Score(
+        function=h_score,
+        needs="features",
+        tasks=("classification",),
+        fast=True,
+        paper=(
             "Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer Learning, "
             "ICIP 2019; shrinkage: Ibrahim et al., Newer is Not Always Better, ECML-PKDD 2022"
         ),
-    },
-    "nce": {
-        "function": nce,
-        "needs": "source_probs",  # nce takes them (argmax) or the hard source labels
-        "supports_regression": False,
-        "higher_is_better": True,
-        "paper": "Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
-    },
-    "leep": {
-        "function": leep,
-        "needs": "source_probs",
-        "supports_regression": False,
-        "higher_is_better": True,
-        "paper": (
-            "Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned Representations, ICML 2020"
-        ),
-    },
-    "linear-probe": {
-        "function": linear_probe_score,
-        "needs": "features",
-        "supports_regression": True,
-        "higher_is_better": True,
-        "paper": "cross-validated linear probe (logistic regression macro-F1 / ridge R2), the direct reference",
-    },
+    ),
+    "nleep": Score(
+        function=nleep,
+        needs="features",
+        tasks=("classification",),
+        fast=True,
+        paper="Li et al., Ranking Neural Checkpoints, CVPR 2021",
+        seeded=True,
+    ),
+    "linear-probe": Score(
+        function=linear_probe_score,
+        needs="features",
+        tasks=("classification", "regression"),  # a multi-label probe would be k probes; LogME covers it
+        fast=False,  # cross-validated training: seconds to minutes, so rank runs it on request only
+        paper="cross-validated linear probe (logistic regression macro-F1 / ridge R2), the direct reference",
+        seeded=True,
+    ),
+    "nce": Score(
+        function=nce,  # takes source probabilities (their argmax) or the hard source labels
+        needs="source_probs",
+        tasks=("classification",),
+        fast=True,
+        paper="Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
+    ),
+    "leep": Score(
+        function=leep,
+        needs="source_probs",
+        tasks=("classification",),
+        fast=True,
+        paper="Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned Representations, ICML 2020",
+    ),
 }
+"""Every transferability score, by name: the one table that ``rank``, the CLI and the tests read."""
+
+
+def score_names(*, needs: str | None = None, fast: bool | None = None) -> tuple[str, ...]:
+    """Names of the scores in :data:`SCORES` (in table order) that read ``needs`` and whose ``fast`` matches.
+
+    Args:
+        needs: "features" or "source_probs"; None for both.
+        fast: True for the fast scores only, False for the slow ones, None for all.
+    """
+    return tuple(
+        name
+        for name, entry in SCORES.items()
+        if (needs is None or entry.needs == needs) and (fast is None or entry.fast == fast)
+    )

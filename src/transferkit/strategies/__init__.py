@@ -1,5 +1,9 @@
-"""How a backbone is adapted: feature extraction, fine-tuning, and ``auto``, which measures both."""
+"""How a backbone is adapted: one sub-package per strategy, each declared in the registry.
 
-from transferkit.strategies.fit import fit_model
+Importing this package is light (the declarations only); :func:`transferkit.strategies.fit.fit_model` runs
+a strategy. See :mod:`transferkit.strategies.registry` for how to add one.
+"""
 
-__all__ = ["fit_model"]
+from transferkit.strategies.registry import STRATEGIES, StrategySpec, register_strategy
+
+__all__ = ["STRATEGIES", "StrategySpec", "register_strategy"]

@@ -19,22 +19,24 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones import Backbone, create_backbone
+from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.cache import embed
 from transferkit.config import FitConfig
 from transferkit.data import LabeledData, train_test_indices
+from transferkit.data.media import infer_modality
 from transferkit.errors import TransferKitError
 from transferkit.evaluation import stats
-from transferkit.evaluation.baselines import BASELINES, baselines_for
 from transferkit.evaluation.calibration import expected_calibration_error, reliability_bins
 from transferkit.evaluation.metrics import compute_metrics
+from transferkit.experiments.baselines import BASELINES, baselines_for
 from transferkit.model import TransferModel
 from transferkit.progress import progress_bar, say
-from transferkit.strategies import fit_model
+from transferkit.strategies.fit import fit_model
+from transferkit.strategies.registry import STRATEGIES
 from transferkit.targets import TargetEncoder
 
 DEFAULT_BUDGETS: tuple[int | str, ...] = (4, 8, 16, 32, 64, "full")
 DEFAULT_STRATEGIES = ("feature-extraction", "finetune")
-TRANSFER_STRATEGIES = ("feature-extraction", "finetune", "auto")
 BOOTSTRAP_ROUNDS = 1000
 
 
@@ -115,7 +117,8 @@ def compare(
         test: Held-out test set; when None, ``test_size`` of ``data`` is held out (stratified, seed 0).
         budgets: Labels per class (examples for regression), and/or ``"full"`` for the whole pool.
         seeds: Samples (and training seeds) per budget.
-        strategies: Transfer strategies to run ("feature-extraction", "finetune", "auto").
+        strategies: Transfer strategies to run (any registered strategy that is not from scratch:
+            "feature-extraction", "finetune", "auto", ...).
         baselines: Scratch baselines; default: every baseline registered for the data's modality.
         backbone: Backbone for the transfer arms (and the architecture of ``scratch-encoder``).
         max_run_seconds: An arm whose next run is predicted (a line through its times at the two largest
@@ -130,14 +133,12 @@ def compare(
     budgets = parse_budgets(budgets)
     if seeds < 1:
         raise TransferKitError(f"seeds must be >= 1, got {seeds}")
+    transfer = transfer_strategies()
     for strategy in strategies:
-        if strategy not in TRANSFER_STRATEGIES:
-            raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(TRANSFER_STRATEGIES)}")
-    base = FitConfig(quiet=True, **{k: v for k, v in settings.items() if k not in ("strategy", "quiet")})
+        if strategy not in transfer:
+            raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(transfer)}")
+    base = FitConfig.from_settings(quiet=True, **{k: v for k, v in settings.items() if k not in ("strategy", "quiet")})
     if backbone is None:
-        from transferkit.backbones.catalog import DEFAULT_BACKBONES
-        from transferkit.data.io import infer_modality
-
         backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.texts[:1])]
     backbone = create_backbone(backbone, max_length=base.max_length)
     if baselines is None:  # the same architecture from random weights needs a backbone that can train
@@ -157,7 +158,9 @@ def compare(
     if task == "multilabel":
         truth = truth.astype(int)
 
-    arms = [(s, "auto" if s == "auto" else "transfer") for s in strategies] + [(b, "scratch") for b in baselines]
+    # A strategy that chooses among the others (auto) is reported apart: its gap to the best arm is a finding.
+    arms = [(s, "auto" if STRATEGIES.get(s).kind == "meta" else "transfer") for s in strategies]
+    arms += [(b, "scratch") for b in baselines]
     # The full set runs once: its data do not change with the seed.
     plan = [(budget, seed) for budget in budgets for seed in range(seeds if budget != "full" else 1)]
     samples = {(budget, seed): sample_budget(pool_y, task, budget, seed) for budget, seed in plan}
@@ -186,7 +189,7 @@ def compare(
                 config = replace(base, strategy=arm if kind != "scratch" else "feature-extraction", seed=seed)
                 start = time.perf_counter()
                 if kind == "scratch":
-                    model = BASELINES.create(arm, texts=train_texts, y=train_y, task=task, config=config,
+                    model = BASELINES.create(arm, inputs=train_texts, y=train_y, task=task, config=config,
                                              backbone=backbone)  # fmt: skip
                 else:
                     model = fit_model(train_texts, train_y, task=task, backbone=backbone, config=config)
@@ -216,6 +219,12 @@ def compare(
     )
     result["chosen"] = _chosen_details(result, runs, outputs, truth, target, test_y)
     return result
+
+
+def transfer_strategies() -> list[str]:
+    """The strategies ``compare`` can run as transfer arms: every registered one that is not from scratch (those
+    are baselines)."""
+    return [name for name in STRATEGIES.names() if STRATEGIES.get(name).kind != "scratch"]
 
 
 def _predict_seconds(history: dict[int, list[float]], n: int) -> float:

@@ -1,80 +1,38 @@
-"""The ``transferkit`` command line: a thin typer layer over :mod:`transferkit.api`."""
+"""The main commands: fit, compare, rank, evaluate, predict, models, datasets (heavy imports inside each, so
+that ``--help`` answers at once)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from transferkit.errors import TransferKitError
-
-app = typer.Typer(
-    name="transferkit",
-    help="Transfer learning for small labeled data sets: fit, evaluate, predict.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from transferkit.cli.app import (
+    LabelCol,
+    Modality,
+    OnBadFile,
+    Quiet,
+    TextCol,
+    _show_metrics,
+    _write_json,
+    app,
+    err,
+    friendly,
+    out,
+    with_settings,
 )
-out = Console(width=None if os.isatty(1) else 120)  # wide tables when piped or logged
-err = Console(stderr=True)
-
-
-def friendly(command):
-    """Turn user errors into one line on stderr (exit 2) and Ctrl-C into a clean exit (130)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TransferKitError as error:
-            # One line whatever the terminal width (soft_wrap), with the message printed verbatim (escape: a
-            # message such as "pip install 'transferkit[text]'" must not lose its brackets to rich markup).
-            message = escape(" ".join(str(error).splitlines()))
-            err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; no model folder or output file was written")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-TextCol = Annotated[str | None, typer.Option("--text-col", help="Column holding the texts (detected if omitted).")]
-LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the labels (detected if omitted).")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
-Modality = Annotated[
-    str | None,
-    typer.Option(help="text | image | audio (detected if omitted: a folder of such files, or a column of paths)."),
-]
-OnBadFile = Annotated[
-    str,
-    typer.Option(help="Missing or unreadable image/audio files: fail (one error naming them) | skip (leave them out)."),
-]
-
-
-def _show_metrics(metrics: dict, title: str) -> None:
-    from transferkit.evaluation import metrics_table
-
-    for table in metrics_table(metrics, title=title):
-        out.print(table)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    from transferkit.artifacts import write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, data)
+from transferkit.errors import TransferKitError
+from transferkit.selection.scores import score_names  # the rank command's --score help lists the score table
+from transferkit.strategies.registry import STRATEGIES
 
 
 @app.command()
 @friendly
+@with_settings
 def fit(
     data: Annotated[
         str,
@@ -83,7 +41,6 @@ def fit(
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
     text_col: TextCol = None,
     label_col: LabelCol = None,
-    strategy: Annotated[str, typer.Option(help="feature-extraction | finetune | auto")] = "feature-extraction",
     backbone: Annotated[
         str | None,
         typer.Option(
@@ -99,30 +56,13 @@ def fit(
         str | None, typer.Option(help="Separate test file; otherwise --test-size of the data is held out.")
     ] = None,
     test_size: Annotated[float, typer.Option(help="Share of the data held out for the test evaluation.")] = 0.2,
-    head: Annotated[str, typer.Option(help="Feature-extraction head: auto | logistic | ridge | mlp.")] = "auto",
-    unfreeze_layers: Annotated[int, typer.Option(help="Fine-tuning: top blocks to train (-1: all).")] = 2,
-    epochs: Annotated[int, typer.Option(help="Fine-tuning: maximum epochs (early stopping on validation).")] = 8,
-    learning_rate: Annotated[float, typer.Option(help="Fine-tuning: learning rate of the top block.")] = 5e-5,
-    layer_decay: Annotated[float, typer.Option(help="Fine-tuning: learning-rate factor per block downward.")] = 0.8,
-    l2sp: Annotated[
-        float, typer.Option(help="Fine-tuning: L2-SP strength toward pre-trained weights (0 = off).")
-    ] = 0.0,
-    augment: Annotated[
-        str, typer.Option(help="Fine-tuning on images: flip,crop,color (comma-separated) or none.")
-    ] = "none",
     modality: Modality = None,
     on_bad_file: OnBadFile = "fail",
-    time_budget: Annotated[float, typer.Option(help="auto: seconds it may spend.")] = 600.0,
-    calibrate: Annotated[
-        bool, typer.Option(help="Temperature scaling on held-out scores, so probabilities can be trusted.")
-    ] = False,
-    max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
-    seed: Annotated[int, typer.Option(help="Random seed (splits, initialisation, shuffling).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the test metrics to this JSON file.")
     ] = None,
-    quiet: Quiet = False,
+    **settings,
 ) -> None:
     """Adapt a pre-trained backbone to labeled data, evaluate it on held-out data, and save it."""
     from transferkit.api import fit as fit_api
@@ -138,21 +78,9 @@ def fit(
         backbone=backbone,
         output=output,
         overwrite=overwrite,
-        strategy=strategy,
-        head=head,
-        unfreeze_layers=unfreeze_layers,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        layer_decay=layer_decay,
-        l2sp=l2sp,
-        augment=augment,
         modality=modality,
         on_bad_file=on_bad_file,
-        time_budget=time_budget,
-        calibrate=calibrate,
-        max_length=max_length,
-        seed=seed,
-        quiet=quiet,
+        **settings,
     )
     if model.metrics:
         _show_metrics(model.metrics, f"test set, {model.strategy} on {model.backbone.name}")
@@ -181,10 +109,19 @@ def compare(
     ] = "4,8,16,32,64,full",
     seeds: Annotated[int, typer.Option(help="Samples per budget (the full set runs once).")] = 3,
     strategies: Annotated[
-        str, typer.Option(help="Transfer arms: feature-extraction, finetune, auto (comma-separated).")
+        str,
+        typer.Option(
+            help="Transfer arms, comma-separated: "
+            + ", ".join(spec.name for spec in STRATEGIES if spec.kind != "scratch")
+        ),
     ] = "feature-extraction,finetune",
     baselines: Annotated[
-        str | None, typer.Option(help="Scratch arms (default: all for the modality: tfidf-lr, scratch-encoder).")
+        str | None,
+        typer.Option(
+            help="From-scratch arms, comma-separated (default: every baseline for the modality: "
+            + ", ".join(f"{spec.name} for {'/'.join(spec.modalities)}" for spec in STRATEGIES if spec.kind == "scratch")
+            + ", scratch-encoder, small-cnn for images)."
+        ),
     ] = None,
     backbone: Annotated[
         str | None,
@@ -248,30 +185,39 @@ def rank(
     candidates: Annotated[
         str | None, typer.Option(help="Backbones to rank, comma-separated (default: every installed candidate).")
     ] = None,
-    score: Annotated[str, typer.Option(help="Score that orders the ranking: logme, hscore, nleep, linear-probe.")] = (
-        "logme"
-    ),
+    score: Annotated[
+        str, typer.Option(help=f"Score that orders the ranking: {', '.join(score_names(needs='features'))}.")
+    ] = "logme",
     probe: Annotated[bool, typer.Option(help="Also run the slow cross-validated linear probe, as a reference.")] = (
         False
     ),
     max_examples: Annotated[int, typer.Option(help="Rank on a stratified sample of this many examples.")] = 1000,
-    rounds: Annotated[int, typer.Option(help="Bootstrap resamples for the stability of the top pick.")] = 100,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Subsamples of the examples (drawn without replacement) rescored for the stability of the top pick."
+        ),
+    ] = 100,
+    modality: Modality = None,
+    on_bad_file: OnBadFile = "fail",
     max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the ranking to this JSON file.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Which pre-trained backbone fits these data? Rank candidates by transferability in seconds, no training."""
     from transferkit.api import rank as rank_api
-    from transferkit.selection.rank import FAST_SCORES
 
+    fast = score_names(needs="features", fast=True)
     result = rank_api(
         data,
         text_col=text_col,
         label_col=label_col,
         task=task,
+        modality=modality,
+        on_bad_file=on_bad_file,
         candidates=None if candidates is None else [c.strip() for c in candidates.split(",") if c.strip()],
         score=score,
-        scores=[*FAST_SCORES, "linear-probe"] if probe else FAST_SCORES,
+        scores=[*fast, "linear-probe"] if probe else fast,
         max_examples=max_examples,
         rounds=rounds,
         max_length=max_length,
@@ -279,7 +225,7 @@ def rank(
     )
     names = list(result["ranking"][0]["scores"])
     table = Table(title=f"candidates ranked by {result['score']} ({result['task']}, n={result['n']})")
-    for column in ("rank", "backbone", "dim", *names, "top in resamples", "embed s", "score s"):
+    for column in ("rank", "backbone", "dim", *names, "top in subsamples", "embed s", "score s"):
         table.add_column(column, justify="left" if column == "backbone" else "right")
     for row in result["ranking"]:
         values = ["n/a" if row["scores"][n] is None else f"{row['scores'][n]:.4f}" for n in names]
@@ -416,69 +362,3 @@ def datasets() -> None:
     for name, entry in BUILTIN_DATASETS.items():
         table.add_row(name, entry["text_col"], entry["label_col"], entry["description"])
     out.print(table)
-
-
-faces_app = typer.Typer(help="Faces: calibrate a same-person threshold, verify two photos.", no_args_is_help=True)
-app.add_typer(faces_app, name="faces")
-
-
-@faces_app.command("calibrate")
-@friendly
-def faces_calibrate(
-    data: Annotated[str, typer.Argument(help="A folder with one sub-folder of photos per person (or a table).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Verifier folder to write.")],
-    max_false_accept: Annotated[
-        float | None,
-        typer.Option(help="Keep the false-accept rate at or below this (e.g. 0.01); default: best balanced accuracy."),
-    ] = None,
-    on_bad_file: OnBadFile = "fail",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing verifier folder.")] = False,
-) -> None:
-    """Set the same-person distance threshold on your own labeled faces; reports how it does on unseen people."""
-    from transferkit.artifacts import check_output
-    from transferkit.data import load_labeled
-    from transferkit.faces import calibrate
-
-    check_output(output, overwrite=overwrite)
-    labeled = load_labeled(data, modality="image", task="classification", on_bad_file=on_bad_file)
-    verifier = calibrate(labeled.texts, labeled.y, max_false_accept=max_false_accept)
-    verifier.save(output, overwrite=overwrite)
-    facts = verifier.calibration
-    unseen = facts["on_unseen_people"] or {}
-    out.print(
-        f"threshold {verifier.threshold} from {facts['people']} people, {facts['photos']} photos "
-        f"({facts['faces_detected']} faces detected); on unseen people: true accept "
-        f"{unseen.get('true_accept_rate', 'n/a')}, false accept {unseen.get('false_accept_rate', 'n/a')}; "
-        f"saved to {output}",
-        highlight=False, markup=False, soft_wrap=True,
-    )  # fmt: skip
-
-
-@faces_app.command("verify")
-@friendly
-def faces_verify(
-    verifier: Annotated[Path, typer.Argument(help="Folder written by `transferkit faces calibrate`.")],
-    first: Annotated[str, typer.Argument(help="A photo.")],
-    second: Annotated[str, typer.Argument(help="Another photo.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
-    """Same person or not: the distance between the two faces against the calibrated threshold."""
-    import json
-
-    from transferkit.faces import FaceVerifier
-
-    result = FaceVerifier.load(verifier).verify(first, second)
-    if json_output:
-        out.print(json.dumps(result), highlight=False, markup=False)
-        return
-    verdict = "same person" if result["same"] else "different people"
-    sign = "<" if result["same"] else ">="
-    out.print(f"{verdict} (distance {result['distance']} {sign} threshold {result['threshold']})", highlight=False)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Fine-tuning: train the top blocks of the backbone together with a linear head.
+"""The fine-tuning loop: train the top blocks of the backbone together with a linear head.
 
 Recipe, each part a lever in :class:`~transferkit.config.FitConfig`:
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferkit.augment import Augmenter, parse_augment
+from transferkit.augment import parse_augment
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
 from transferkit.errors import TransferKitError
@@ -28,6 +28,7 @@ from transferkit.heads import LinearHead, loss_function
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
 from transferkit.training import train
+from transferkit.training.augment import Augmenter
 
 PREFIX_CACHE_LIMIT_BYTES = 3 * 1024**3
 MIN_STEPS_PER_EPOCH = 8
@@ -44,14 +45,14 @@ def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
     return range(max(1, backbone.num_blocks - unfreeze_layers), backbone.num_blocks)
 
 
-def _examples(backbone: Backbone, texts: Sequence[str], first: int, batch_size: int, cache: bool) -> list[dict]:
+def _examples(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size: int, cache: bool) -> list[dict]:
     """Per-example tensors (sequences trimmed to their length): token ids or pixels, or frozen-prefix outputs
     when ``cache``. Inputs without an ``attention_mask`` (images) are fixed-size and kept whole."""
-    examples: list[dict] = [{} for _ in texts]
-    order = np.argsort([len(t) if isinstance(t, str) else 0 for t in texts], kind="stable")
-    for start in range(0, len(texts), batch_size * 4):
+    examples: list[dict] = [{} for _ in inputs]
+    order = np.argsort([len(x) if isinstance(x, str) else 0 for x in inputs], kind="stable")
+    for start in range(0, len(inputs), batch_size * 4):
         index = order[start : start + batch_size * 4]
-        batch = backbone.tokenize([texts[i] for i in index])
+        batch = backbone.tokenize([inputs[i] for i in index])
         if cache:
             with torch.no_grad():
                 batch = backbone.forward_prefix(batch, first)
@@ -71,12 +72,12 @@ def _collate(examples: list[dict]) -> dict[str, torch.Tensor]:
 
 def finetune(
     backbone: Backbone,
-    texts: Sequence[str],
+    inputs: Sequence[Any],
     target: np.ndarray,
     encoder: TargetEncoder,
     init_head: LinearHead,
     config: FitConfig,
-    valid: tuple[Sequence[str], np.ndarray] | None = None,
+    valid: tuple[Sequence[Any], np.ndarray] | None = None,
 ) -> tuple[LinearHead, list[str], dict[str, Any]]:
     """Fine-tune ``backbone`` in place.
 
@@ -119,12 +120,12 @@ def finetune(
         optimizer = torch.optim.AdamW(groups)
         loss_fn = loss_function(encoder.task, encoder.n_outputs)
 
-        approx_bytes = sum(min(len(t), config.max_length * 6) for t in texts) / 4 * backbone.dim * 4
+        approx_bytes = sum(min(len(x), config.max_length * 6) for x in inputs) / 4 * backbone.dim * 4
         # Augmented pixels change every batch, so the blocks below cannot be run once and cached.
         cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES and not augment
         with progress_bar("preparing", 1, quiet=config.quiet) as advance:
             module.eval()
-            train_examples = _examples(backbone, texts, first, config.batch_size, cache)
+            train_examples = _examples(backbone, inputs, first, config.batch_size, cache)
             valid_examples = _examples(backbone, valid[0], first, config.batch_size, cache) if valid else None
             advance(1)
         labels = torch.from_numpy(target)

@@ -8,6 +8,8 @@ import numpy as np
 
 from transferkit.config import FitConfig
 from transferkit.heads import LinearHead, MLPHead, fit_linear_head, fit_mlp_head
+from transferkit.model import TransferModel
+from transferkit.strategies.common import FitRun
 from transferkit.targets import TargetEncoder
 
 
@@ -31,3 +33,12 @@ def fit_head(
     else:
         head = fit_linear_head(embeddings, target, encoder, seed=config.seed)
     return head, {"head": kind}
+
+
+def fit(run: FitRun) -> TransferModel:
+    """The head on every input's frozen embedding."""
+    head, info = fit_head(run.embeddings(), run.target, run.encoder, run.config)
+    return TransferModel(
+        backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="feature-extraction",
+        info=info,
+    )  # fmt: skip

@@ -1,0 +1,14 @@
+"""The ``transferkit`` command line: a thin typer layer over :mod:`transferkit.api`.
+
+Importing it loads typer, rich and the settings declarations only; each command imports what it needs, so
+``transferkit --help``, ``models`` and ``datasets`` answer without torch.
+"""
+
+from transferkit.cli import commands, faces  # noqa: F401 - registers the commands on the app
+from transferkit.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,28 @@
+"""The built-in data sets: file, columns and a description of each (``NOTICE`` says where they come from)."""
+
+BUILTIN_DATASETS: dict[str, dict[str, str]] = {
+    "spam-assassin": {
+        "file": "spam_assassin.csv.gz",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "SpamAssassin public corpus: 5,886 e-mails, spam vs ham (binary classification)",
+    },
+    "afinn": {
+        "file": "afinn.csv",
+        "text_col": "text",
+        "label_col": "sentiment",
+        "description": "AFINN-111: 2,476 English words, positive vs negative (binary); 'valence' column for regression",
+    },
+    "sotu-party": {
+        "file": "sotu_party.csv.gz",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "State of the Union passages since 1861: 3,000, Democratic vs Republican President (binary)",
+    },
+    "first-names": {
+        "file": "first_names.csv",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "English first names: 8,003, female vs male (binary; names on both lists dropped)",
+    },
+}

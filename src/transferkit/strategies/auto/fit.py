@@ -1,0 +1,172 @@
+"""``auto``: compare the strategies (and the cheap from-scratch models) by k-fold cross-validation; keep the best.
+
+A single small validation split (4 examples at 8 labels per class) picks the worse strategy about as often as
+the better one, so every arm is scored on the held-out folds of the whole training set (strategies that
+train the body early-stop on an inner split of each fold's training part, never on the scored fold).
+
+Arms, all from the strategy registry: feature extraction; the cheap from-scratch models registered for the
+modality (TF-IDF + logistic regression for text, MFCC statistics for audio), so that where transfer does not
+pay, auto says so and does not use it (negative transfer); and the transfer strategies that train the body
+(fine-tuning), when the backbone has gradients and the time budget covers their ``folds + 1`` runs.
+An arm replaces the cheaper feature extraction only when it wins fold by fold by more than ``AUTO_MARGIN``
+and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` labels per class nothing is
+measured: feature extraction is used (cross-validating 8 examples picks the worse arm too often).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from transferkit.backbones import Backbone
+from transferkit.config import FitConfig
+from transferkit.model import TransferModel
+from transferkit.progress import say
+from transferkit.strategies.common import FitRun, folds, per_class, row_key, validation_score, validation_split
+from transferkit.strategies.feature_extraction.fit import fit_head
+from transferkit.strategies.finetune.train import restore
+from transferkit.strategies.registry import STRATEGIES
+
+AUTO_MARGIN = 0.01  # an arm must beat the frozen head by this much (cross-validated) to replace it
+AUTO_REPEATS = 5  # cheap arms (frozen head, TF-IDF) are cross-validated this many times on small data ...
+AUTO_REPEAT_MAX_N = 600  # ... up to this many examples
+# Below this many labels per class (examples, for regression) auto keeps feature extraction without measuring:
+# fine-tuning lost to it on every data set we measured, and cross-validation on 8-16 examples picked TF-IDF
+# over it where it was worse on held-out data (benchmarks/auto_choice.py, `transferkit compare`).
+AUTO_MIN_PER_CLASS = 16
+
+
+def fit(run: FitRun) -> TransferModel:
+    """Measure the arms on ``run`` (all of its examples) and fit the winner."""
+    start = time.perf_counter()
+    backbone, target, encoder, config = run.backbone, run.target, run.encoder, run.config
+    embeddings = run.embeddings()
+    smallest = per_class(target, encoder)
+    if smallest < AUTO_MIN_PER_CLASS:
+        unit = "examples" if encoder.task == "regression" else "labeled examples per class"
+        reason = (
+            f"feature-extraction: with {smallest} {unit} (below {AUTO_MIN_PER_CLASS}) no strategy can be "
+            "validated reliably, and the frozen backbone was the best or within a point of it at that size in "
+            "our measurements"
+        )
+        return _frozen_head(run, {"per_class": smallest}, reason)
+    repeats = AUTO_REPEATS if len(run.inputs) <= AUTO_REPEAT_MAX_N else 1
+    splits = folds(target, encoder, config, repeats=repeats)
+    assert splits is not None  # AUTO_MIN_PER_CLASS examples per class leave enough for every fold
+    n_folds = len(splits) // repeats
+    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
+    fold_scores: dict[str, np.ndarray] = {}
+    fe_scores = []
+    for train, held in splits:
+        head, _ = fit_head(embeddings[train], target[train], encoder, config)
+        fe_scores.append(validation_score(head.scores(embeddings[held]), target[held], encoder))
+    fold_scores["feature-extraction"] = np.array(fe_scores)
+    scratch = [
+        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality)
+        if STRATEGIES.get(name).cost == "cheap"
+    ]  # fmt: skip
+    for name in scratch:
+        fold_scores[name] = _cross_validate(name, run, splits)
+    decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats, "per_class": smallest}
+    note = ""
+    body = [name for name in STRATEGIES.names(kind="transfer") if STRATEGIES.get(name).trains_body]
+    if body and not backbone.trainable:
+        note = f"; {' and '.join(map(_words, body))} skipped: {backbone.name} has no gradients"
+    for name in body if backbone.trainable else []:
+        one_repeat = splits[:n_folds]  # training the body is the expensive arm: one repeat
+        estimate = _estimate_finetune_seconds(backbone, run.inputs, len(run.fit_part), config) * (n_folds + 1)
+        left = run.settings("auto").time_budget - (time.perf_counter() - start)
+        decision[f"{name}_estimate_s"] = round(estimate, 1)
+        if estimate > left:
+            note += (
+                f"; {_words(name)} skipped: measuring it would take ~{estimate:.0f}s and the time budget leaves "
+                f"{max(left, 0):.0f}s"
+            )
+            continue
+        fold_scores[name] = _cross_validate(name, run, one_repeat, inner_validation=True)
+    scores = {name: float(values.mean()) for name, values in fold_scores.items()}
+    decision["scores"] = {k: round(v, 4) for k, v in scores.items()}
+    # The cheapest arm holds unless another beats it, fold by fold, by more than the margin and more than the
+    # standard error of the difference; among those, the best score wins.
+    baseline = fold_scores["feature-extraction"]
+    challengers = {k: scores[k] for k, v in fold_scores.items() if _wins(v, baseline[: len(v)])}
+    chosen = max(challengers, key=challengers.get) if challengers else "feature-extraction"
+    listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+    times = f" x {repeats}" if repeats > 1 else ""
+    reason = f"{chosen}: {n_folds}-fold{times} {metric} {listed}{note}"
+    if chosen == "feature-extraction" and len(scores) > 1:
+        reason += (
+            f" (another arm must win by more than {AUTO_MARGIN} and its standard error to replace the cheaper "
+            "feature-extraction)"
+        )
+    if chosen == "feature-extraction":
+        return _frozen_head(run, decision, reason)
+    if chosen in scratch:
+        reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
+    model = STRATEGIES.get(chosen).implementation()(run)
+    model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
+    return _announce(model)
+
+
+def _cross_validate(
+    name: str, run: FitRun, splits: list[tuple[np.ndarray, np.ndarray]], *, inner_validation: bool = False
+) -> np.ndarray:
+    """Held-out fold scores of strategy ``name``; with ``inner_validation``, each fold's training part holds out
+    its own validation split (early stopping never sees the scored fold). Moved backbone weights are restored
+    after each fold."""
+    spec = STRATEGIES.get(name)
+    implementation = spec.implementation()
+    moves = spec.trains_body and run.backbone is not None and run.backbone.trainable
+    original = {n: p.detach().clone() for n, p in run.backbone.module.state_dict().items()} if moves else {}
+    values = []
+    for train, held in splits:
+        if inner_validation:
+            inner_fit, inner_valid = validation_split([row_key(run.target[i]) for i in train], run.task, run.config)
+            part = run.subset(train, fit_part=inner_fit, valid_part=inner_valid)
+        else:
+            part = run.subset(train)
+        model = implementation(part)
+        values.append(validation_score(run.scores_of(model, held), run.target[held], run.encoder))
+        if model.finetuned:
+            restore(run.backbone, {n: original[n] for n in model.finetuned})
+    return np.array(values)
+
+
+def _words(name: str) -> str:
+    return "fine-tuning" if name == "finetune" else name
+
+
+def _wins(challenger: np.ndarray, baseline: np.ndarray) -> bool:
+    """Whether paired fold scores beat the baseline by more than AUTO_MARGIN and one standard error."""
+    difference = challenger - baseline
+    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return bool(difference.mean() > max(AUTO_MARGIN, error))
+
+
+def _frozen_head(run: FitRun, decision: dict[str, Any], reason: str) -> TransferModel:
+    """Feature extraction on every training example (auto's choice when nothing beat it)."""
+    head, info = fit_head(run.embeddings(), run.target, run.encoder, run.config)
+    info = {**info, "auto": {**decision, "chosen": "feature-extraction", "reason": reason}}
+    model = TransferModel(
+        backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="feature-extraction",
+        info=info,
+    )  # fmt: skip
+    return _announce(model)
+
+
+def _announce(model: TransferModel) -> TransferModel:
+    say(f"auto chose {model.info['auto']['reason']}", quiet=model.config.quiet)
+    return model
+
+
+def _estimate_finetune_seconds(backbone: Backbone, inputs: list[Any], n_fit: int, config: FitConfig) -> float:
+    """Seconds fine-tuning would take: one frozen pass plus, per epoch, forward+backward of the trained blocks."""
+    sample = inputs[: min(16, len(inputs))]
+    start = time.perf_counter()
+    backbone.encode(sample, batch_size=config.batch_size)
+    per_input = (time.perf_counter() - start) / len(sample)
+    blocks = backbone.num_blocks if config.unfreeze_layers == -1 else min(config.unfreeze_layers, backbone.num_blocks)
+    share = blocks / backbone.num_blocks
+    return per_input * len(inputs) + per_input * share * 3.0 * n_fit * config.epochs

@@ -1,0 +1,22 @@
+"""The fine-tuning strategy: a linear probe on frozen features, then the top blocks and the head trained together."""
+
+from __future__ import annotations
+
+from transferkit.heads import fit_linear_head
+from transferkit.model import TransferModel
+from transferkit.strategies.common import FitRun
+from transferkit.strategies.finetune.train import finetune
+
+
+def fit(run: FitRun) -> TransferModel:
+    """Fine-tune ``run.backbone`` in place on ``run.fit_part``, early-stopping on ``run.valid_part``."""
+    fit_part, valid_part = run.fit_part, run.valid_part
+    probe = fit_linear_head(run.embeddings()[fit_part], run.target[fit_part], run.encoder, seed=run.config.seed)
+    valid = None if valid_part is None else ([run.inputs[i] for i in valid_part], run.target[valid_part])
+    head, changed, info = finetune(
+        run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid
+    )
+    return TransferModel(
+        backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="finetune",
+        finetuned=changed, info={"head": "linear", **info},
+    )  # fmt: skip
