@@ -38,7 +38,7 @@ from transferkit.experiments.compare import compare
 
 def _labeled(rows, label_index: int) -> LabeledData:
     return LabeledData(
-        texts=[r[0] for r in rows], y=[r[label_index] for r in rows], task="classification", text_col="audio",
+        inputs=[r[0] for r in rows], y=[r[label_index] for r in rows], task="classification", text_col="audio",
         label_col="label",
     )  # fmt: skip
 

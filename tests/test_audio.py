@@ -182,7 +182,7 @@ def test_cli_fits_a_folder_of_spoken_commands_and_predicts(speech, tmp_path):
 
 def test_backbone_auto_ranks_the_audio_candidates(speech, tmp_path):
     """`backbone="auto"` on audio files ranks the audio backbones only, and the keyword encoder wins on words."""
-    from transferkit.selection.rank import candidates_for
+    from transferkit.selection.ranking import candidates_for
     from transferkit.strategies.fit import fit_model
 
     _, train, _ = speech

@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from transferkit.strategies.registry import STRATEGIES
+
 CLI = [sys.executable, "-m", "transferkit.cli"]
 WORKERS = max(2, min(8, os.cpu_count() or 2))
 TOY = ["--backbone", "toy-text", "--quiet"]
@@ -191,7 +193,7 @@ def _(folder, inputs):
 @bad_input("unknown strategy")
 def _(folder, inputs):
     args = ["fit", spam_copy(folder, inputs), "-o", folder / "model", "--strategy", "magic", *TOY]
-    return args, r"strategy must be one of feature-extraction, finetune, auto, got 'magic'"
+    return args, rf"strategy must be one of {', '.join(STRATEGIES.names())}, got 'magic'"
 
 
 @bad_input("--unfreeze-layers 0")

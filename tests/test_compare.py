@@ -31,7 +31,7 @@ PROBE = (
 
 
 def labeled(frame: pd.DataFrame, text: str, label: str, task: str = "classification") -> LabeledData:
-    return LabeledData(texts=frame[text].tolist(), y=frame[label].tolist(), task=task, text_col=text,
+    return LabeledData(inputs=frame[text].tolist(), y=frame[label].tolist(), task=task, text_col=text,
                        label_col=label, source="test slice")  # fmt: skip
 
 
@@ -169,7 +169,7 @@ def test_auto_picks_a_scratch_baseline_where_transfer_does_not_pay_and_it_saves(
 
 def test_compare_cli_writes_report_and_json_and_rejects_bad_input(spam_slice, tmp_path):
     data = tmp_path / "mails.csv"
-    pd.DataFrame({"text": spam_slice.texts[:80], "label": spam_slice.y[:80]}).to_csv(data, index=False)
+    pd.DataFrame({"text": spam_slice.inputs[:80], "label": spam_slice.y[:80]}).to_csv(data, index=False)
     command = [sys.executable, "-m", "transferkit.cli", "compare", str(data), "--backbone", "toy-text",
                "--budgets", "4", "--seeds", "1", "--baselines", "tfidf-lr", "--strategies", "feature-extraction",
                "--quiet", "--output"]  # fmt: skip

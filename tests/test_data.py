@@ -13,11 +13,9 @@ import pandas as pd
 import pytest
 
 from transferkit.data import (
-    LabeledData,
     infer_task,
     load_inputs,
     load_labeled,
-    load_texts,
     read_table,
     train_test_indices,
 )
@@ -105,21 +103,6 @@ def test_load_inputs_returns_inputs_table_and_column(tmp_path):
     assert inputs == REVIEWS["text"].tolist()
     assert list(frame.columns) == ["id", "text", "label"]
     assert column == "text"
-
-
-def test_former_names_texts_and_load_texts_still_work():
-    columns = {"task": "classification", "text_col": "text", "label_col": "label"}
-    data = LabeledData(texts=["a", "b"], y=["x", "y"], **columns)
-
-    assert data.texts is data.inputs == ["a", "b"]
-    assert data == LabeledData(inputs=["a", "b"], y=["x", "y"], **columns)
-    assert load_texts is load_inputs
-    with pytest.raises(AttributeError):
-        data.texts = ["c"]  # read-only: one list, one name to write it by
-    with pytest.raises(TypeError, match="got both inputs and texts"):
-        LabeledData(inputs=["a"], texts=["a"], y=["x"], **columns)
-    with pytest.raises(TypeError, match=r"missing required argument\(s\): y, task$"):
-        LabeledData(inputs=["a"], text_col="text", label_col="label")
 
 
 def test_builtin_afinn_loads_with_its_columns():

@@ -200,7 +200,7 @@ def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp
 
 def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
     """`backbone="auto"` on images ranks the image candidates only (never a text encoder on pixels)."""
-    from transferkit.selection.rank import candidates_for
+    from transferkit.selection.ranking import candidates_for
     from transferkit.strategies.fit import fit_model
 
     train_images, train_y, _, _ = digits
@@ -282,7 +282,7 @@ def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tm
     fail in one line naming them, or are skipped with on_bad_file="skip"."""
     import pandas as pd
 
-    from transferkit.data import load_labeled, load_texts
+    from transferkit.data import load_inputs, load_labeled
 
     train_images, train_y, _, _ = digits
     rows = _write_digits(tmp_path / "data", train_images[:12], train_y[:12])
@@ -290,18 +290,18 @@ def test_tables_with_an_image_path_column_resolve_inside_their_folder(digits, tm
     pd.DataFrame(rows).to_csv(table, index=False)
     labeled = load_labeled(table)
     assert labeled.extra["modality"] == "image" and labeled.text_col == "image" and labeled.label_col == "digit"
-    assert labeled.texts[0] == str((tmp_path / "data" / "img" / "0.png").resolve()) and len(labeled.texts) == 12
-    texts, frame, column = load_texts(table)
-    assert column == "image" and len(texts) == len(frame) == 12
+    assert labeled.inputs[0] == str((tmp_path / "data" / "img" / "0.png").resolve()) and len(labeled.inputs) == 12
+    inputs, frame, column = load_inputs(table)
+    assert column == "image" and len(inputs) == len(frame) == 12
 
     (tmp_path / "data" / "img" / "bad.png").write_bytes(b"not a png")
     broken = [*rows, {"image": "img/bad.png", "digit": "d1"}, {"image": "img/gone.png", "digit": "d2"}]
     pd.DataFrame(broken).to_csv(table, index=False)
     with pytest.raises(DataError, match=r"2 of 14 image files cannot be read: img/bad\.png .*img/gone\.png \(does not"):
         load_labeled(table)
-    assert len(load_labeled(table, on_bad_file="skip").texts) == 12
-    texts, frame, _ = load_texts(table, on_bad_file="skip")
-    assert len(texts) == len(frame) == 12
+    assert len(load_labeled(table, on_bad_file="skip").inputs) == 12
+    inputs, frame, _ = load_inputs(table, on_bad_file="skip")
+    assert len(inputs) == len(frame) == 12
 
     pd.DataFrame([*rows, {"image": "../outside.png", "digit": "d1"}]).to_csv(table, index=False)
     with pytest.raises(DataError, match=r"row 13: path '\.\./outside\.png' points outside the data folder"):

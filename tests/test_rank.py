@@ -14,14 +14,14 @@ from transferkit.config import FitConfig
 from transferkit.data import load_labeled
 from transferkit.errors import BackboneError
 from transferkit.selection import candidates_for, logme, rank, score_features
-from transferkit.selection.rank import ALL_SCORES, _stability, _subsample
+from transferkit.selection.ranking import ALL_SCORES, _stability, _subsample
 from transferkit.strategies.fit import fit_model
 
 
 @pytest.fixture(scope="module")
 def afinn_ranking():
     data = load_labeled("afinn")
-    return rank(data.texts, data.y, task="classification", candidates=["toy-text", "minilm"], max_examples=300,
+    return rank(data.inputs, data.y, task="classification", candidates=["toy-text", "minilm"], max_examples=300,
                 rounds=30, quiet=True)  # fmt: skip
 
 
@@ -146,7 +146,7 @@ def test_rank_cli_prints_the_table_and_writes_json(tmp_path):
 
 
 def test_summary_says_when_the_linear_probe_disagrees_with_the_top_pick():
-    from transferkit.selection.rank import _summary
+    from transferkit.selection.ranking import _summary
 
     rows = [
         {"name": "a", "scores": {"logme": -0.3, "linear-probe": 0.6}},

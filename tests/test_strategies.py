@@ -12,9 +12,9 @@ from transferkit import FitConfig, TransferKitError
 from transferkit.backbones import create_backbone
 from transferkit.evaluation import compute_metrics
 from transferkit.strategies.finetune import train as finetune_module
+from transferkit.strategies.finetune.train import trainable_blocks
 from transferkit.strategies.fit import fit_model
 from transferkit.strategies.registry import STRATEGIES as REGISTERED
-from transferkit.strategies.finetune.train import trainable_blocks
 
 STRATEGIES = REGISTERED.names(kind="transfer") + REGISTERED.names(kind="meta")
 TASKS = ["binary", "multiclass", "multilabel", "regression"]

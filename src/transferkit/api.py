@@ -20,7 +20,7 @@ from transferkit.experiments.compare import compare as run_compare
 from transferkit.experiments.report import compare_report, model_report
 from transferkit.model import TransferModel
 from transferkit.progress import say
-from transferkit.selection.rank import rank as run_rank
+from transferkit.selection.ranking import rank as run_rank
 from transferkit.strategies.fit import fit_model
 
 
@@ -65,35 +65,35 @@ def fit(
         data, test, text_col, label_col, task, label_sep, modality=modality, on_bad_file=on_bad_file
     )
     if held_out is not None:
-        train_texts, train_y, test_texts, test_y = labeled.texts, labeled.y, held_out.texts, held_out.y
+        train_inputs, train_y, test_inputs, test_y = labeled.inputs, labeled.y, held_out.inputs, held_out.y
     elif test_size > 0:
         if not 0 < test_size < 1:
             raise DataError(f"test_size must be in (0, 1), got {test_size}")
         train, held = train_test_indices(labeled.y, test_size=test_size, task=labeled.task, seed=config.seed)
-        train_texts, train_y = [labeled.texts[i] for i in train], [labeled.y[i] for i in train]
-        test_texts, test_y = [labeled.texts[i] for i in held], [labeled.y[i] for i in held]
+        train_inputs, train_y = [labeled.inputs[i] for i in train], [labeled.y[i] for i in train]
+        test_inputs, test_y = [labeled.inputs[i] for i in held], [labeled.y[i] for i in held]
     else:
-        train_texts, train_y, test_texts, test_y = labeled.texts, labeled.y, [], []
+        train_inputs, train_y, test_inputs, test_y = labeled.inputs, labeled.y, [], []
     say(
-        f"{labeled.task}: {len(train_texts)} training and {len(test_texts)} test examples "
-        f"(text column {labeled.text_col!r}, label column {labeled.label_col!r})",
+        f"{labeled.task}: {len(train_inputs)} training and {len(test_inputs)} test examples "
+        f"(input column {labeled.text_col!r}, label column {labeled.label_col!r})",
         quiet=config.quiet,
     )
     if backbone is None:
         backbone = DEFAULT_BACKBONES[labeled.extra.get("modality", "text")]
     start = time.perf_counter()
-    model = fit_model(train_texts, train_y, task=labeled.task, backbone=backbone, config=config)
+    model = fit_model(train_inputs, train_y, task=labeled.task, backbone=backbone, config=config)
     model.info["fit_seconds"] = round(time.perf_counter() - start, 2)
     model.data_info = {
         "text_col": labeled.text_col,
         "label_col": labeled.label_col,
         "source": labeled.source,
-        "n_train": len(train_texts),
-        "n_test": len(test_texts),
+        "n_train": len(train_inputs),
+        "n_test": len(test_inputs),
     }
     calibration = None
-    if test_texts:
-        model.metrics, calibration = _metrics(model, test_texts, test_y, quiet=config.quiet, with_calibration=True)
+    if test_inputs:
+        model.metrics, calibration = _metrics(model, test_inputs, test_y, quiet=config.quiet, with_calibration=True)
     if output is not None:
         save_model(model, output, overwrite=overwrite, documents={"report.html": model_report(model, calibration)})
     return model
@@ -149,11 +149,11 @@ def compare(
 
 
 def _metrics(
-    model: TransferModel, texts: list[str], y: list[Any], *, quiet: bool = True, with_calibration: bool = False
+    model: TransferModel, inputs: list[Any], y: list[Any], *, quiet: bool = True, with_calibration: bool = False
 ):
     """Test metrics (plus the expected calibration error for classifiers); with ``with_calibration``, also
     the reliability bins for the report, as ``(metrics, calibration)``."""
-    scores = model.scores(texts, quiet=quiet)
+    scores = model.scores(inputs, quiet=quiet)
     predicted = model.predict_from_scores(scores)
     classes = None
     calibration = None
@@ -199,7 +199,7 @@ def evaluate(
         name=None if isinstance(data, pd.DataFrame) else str(data),
         modality=model.backbone.modality,
     )
-    return _metrics(model, labeled.texts, labeled.y, quiet=quiet)
+    return _metrics(model, labeled.inputs, labeled.y, quiet=quiet)
 
 
 def load(path: str | Path) -> TransferModel:
@@ -234,11 +234,11 @@ def rank(
         modality: "text", "image" or "audio"; detected from the data when None, as :func:`fit` does, so that
             image or audio files are ranked by the candidates of their modality, not by text encoders.
         on_bad_file: Missing or unreadable image/audio files: "fail" (one error naming them) or "skip".
-        **options: Options of :func:`transferkit.selection.rank.rank` (candidates, score, rounds, ...).
+        **options: Options of :func:`transferkit.selection.ranking.rank` (candidates, score, rounds, ...).
 
     Returns:
-        The ranking, as :func:`transferkit.selection.rank.rank` returns it.
+        The ranking, as :func:`transferkit.selection.ranking.rank` returns it.
     """
     labeled, _ = _load_with_test(data, None, text_col, label_col, task, label_sep, modality, on_bad_file)
     modality = labeled.extra.get("modality", modality or "text")  # loaded data may carry no modality of its own
-    return run_rank(labeled.texts, labeled.y, task=labeled.task, modality=modality, **options)
+    return run_rank(labeled.inputs, labeled.y, task=labeled.task, modality=modality, **options)

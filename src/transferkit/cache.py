@@ -1,6 +1,6 @@
-"""On-disk embedding cache: one SQLite file per frozen encoder, keyed by the SHA-256 of each text.
+"""On-disk embedding cache: one SQLite file per frozen encoder, keyed by the SHA-256 of each input.
 
-A second fit on the same texts (another head, another seed, ``auto`` trying strategies) re-encodes
+A second fit on the same inputs (another head, another seed, ``auto`` trying strategies) re-encodes
 nothing. SQLite gives atomic writes, so an interrupted run leaves a valid cache.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class EmbeddingCache:
 
 def embed(
     backbone: Backbone,
-    texts: Sequence[str],
+    inputs: Sequence[Any],
     *,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
@@ -65,24 +66,26 @@ def embed(
     quiet: bool = False,
     description: str = "encoding",
 ) -> np.ndarray:
-    """Frozen embeddings of ``texts``, read from the cache where present, encoded (with a progress bar) otherwise.
+    """Frozen embeddings of ``inputs``, read from the cache where present, encoded (with a progress bar) otherwise.
 
     Shape:
-        (len(texts), backbone.dim), float32.
+        (len(inputs), backbone.dim), float32.
     """
     if not use_cache:
-        with progress_bar(description, len(texts), quiet=quiet) as advance:
-            return backbone.encode(texts, batch_size=batch_size, progress=advance)
+        with progress_bar(description, len(inputs), quiet=quiet) as advance:
+            return backbone.encode(inputs, batch_size=batch_size, progress=advance)
     cache = EmbeddingCache(backbone, cache_dir)
-    keys = [backbone.input_key(text) for text in texts]
+    keys = [backbone.input_key(item) for item in inputs]
     found = cache.lookup(keys)
     missing = list(dict.fromkeys(key for key in keys if key not in found))
     if missing:
-        first_text = {}
-        for key, text in zip(keys, texts, strict=True):
-            first_text.setdefault(key, text)
+        first_input = {}
+        for key, item in zip(keys, inputs, strict=True):
+            first_input.setdefault(key, item)
         with progress_bar(description, len(missing), quiet=quiet) as advance:
-            vectors = _encode_in_chunks(backbone, missing, [first_text[k] for k in missing], batch_size, advance, cache)
+            vectors = _encode_in_chunks(
+                backbone, missing, [first_input[k] for k in missing], batch_size, advance, cache
+            )
         found.update(zip(missing, vectors, strict=True))
     return (
         np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
@@ -94,7 +97,7 @@ def embed(
 def _encode_in_chunks(
     backbone: Backbone,
     keys: list[bytes],
-    texts: list[str],
+    inputs: list[Any],
     batch_size: int,
     advance: Callable[[int], None],
     cache: EmbeddingCache,
@@ -102,8 +105,8 @@ def _encode_in_chunks(
 ) -> np.ndarray:
     """Encode in chunks and store each, so an interrupted long encoding keeps what it finished."""
     parts = []
-    for start in range(0, len(texts), chunk):
-        vectors = backbone.encode(texts[start : start + chunk], batch_size=batch_size, progress=advance)
+    for start in range(0, len(inputs), chunk):
+        vectors = backbone.encode(inputs[start : start + chunk], batch_size=batch_size, progress=advance)
         cache.store(keys[start : start + chunk], vectors)
         parts.append(vectors)
     return np.concatenate(parts)

@@ -1,8 +1,8 @@
 """scikit-learn estimators: ``TransferClassifier`` and ``TransferRegressor``.
 
-They take texts as ``X`` (a list, a 1-D array, a Series, or a one-column 2-D array / DataFrame), follow the
-estimator contract (``__init__`` only stores its arguments, learned state ends in ``_``), and so work in
-``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
+They take inputs as ``X`` (texts, image or audio file paths, or arrays, in a list, a 1-D array, a Series, or a
+one-column 2-D array / DataFrame), follow the estimator contract (``__init__`` only stores its arguments, learned
+state ends in ``_``), and so work in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from transferkit.strategies.fit import fit_model
 from transferkit.strategies.registry import STRATEGIES
 
 
-def as_texts(X: Any) -> list[Any]:
+def as_inputs(X: Any) -> list[Any]:
     """Validate ``X`` and turn it into the list of inputs a backbone encodes: texts, file paths (images, audio),
     or arrays: a list of them, or a numeric array of images (n, h, w[, c]) split along its first axis. A 2-D
     numeric array is refused: in scikit-learn it means a feature matrix, which a backbone cannot read.
@@ -36,7 +36,7 @@ def as_texts(X: Any) -> list[Any]:
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     if isinstance(X, str):
-        raise ValueError("X must be a collection of texts, not a single string; wrap it in a list")
+        raise ValueError("X must be a collection of inputs, not a single string; wrap it in a list")
     if isinstance(X, np.ndarray) and X.ndim >= 3 and np.issubdtype(X.dtype, np.number):
         if len(X) == 0:
             raise ValueError("X is empty: 0 samples; at least one input is required")
@@ -47,9 +47,11 @@ def as_texts(X: Any) -> list[Any]:
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
-        raise ValueError(f"X must be a 1-D collection of texts (or one column), got an array of shape {array.shape}")
+        raise ValueError(
+            f"X must be a 1-D collection of inputs (texts or file paths; or one column), got shape {array.shape}"
+        )
     if array.shape[0] == 0:
-        raise ValueError("X is empty: 0 samples; at least one text is required")
+        raise ValueError("X is empty: 0 samples; at least one input is required")
     bad = [i for i, value in enumerate(array) if not isinstance(value, str | Path)]
     if bad:
         raise ValueError(
@@ -108,10 +110,10 @@ class _TransferEstimator(BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None; pass the labels (or targets) of X")
 
-    def _fit(self, texts: list[str], y: Any, task: str) -> None:
-        if len(texts) != len(y):
-            raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels; they must match one to one")
-        self.model_ = fit_model(texts, y, task=task, backbone=self.backbone, config=self._config())
+    def _fit(self, inputs: list[Any], y: Any, task: str) -> None:
+        if len(inputs) != len(y):
+            raise ValueError(f"X has {len(inputs)} inputs but y has {len(y)} labels; they must match one to one")
+        self.model_ = fit_model(inputs, y, task=task, backbone=self.backbone, config=self._config())
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the fitted model to a folder (safetensors + JSON)."""
@@ -127,7 +129,7 @@ class _TransferEstimator(BaseEstimator):
 
 
 class TransferClassifier(ClassifierMixin, _TransferEstimator):
-    """Text classifier on a pre-trained backbone (binary, multi-class, or multi-label with a 2-D ``y``).
+    """Classifier on a pre-trained backbone (binary, multi-class, or multi-label with a 2-D ``y``).
 
     Args:
         backbone: Catalog name ("minilm"), Hugging Face folder or hub id.
@@ -143,14 +145,14 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> TransferClassifier:
-        texts = as_texts(X)
+        inputs = as_inputs(X)
         self._require_y(y)
         y_array = np.asarray(y)
         if y_array.ndim == 2 and type_of_target(y_array) == "multilabel-indicator":
             self.multilabel_ = True
             self.classes_ = np.arange(y_array.shape[1])
             labels = [[str(j) for j in np.flatnonzero(row)] for row in y_array]
-            self._fit(texts, labels, "multilabel")
+            self._fit(inputs, labels, "multilabel")
             return self
         if y_array.ndim != 1:
             raise ValueError(f"y must be 1-D labels or a 2-D 0/1 indicator matrix, got shape {y_array.shape}")
@@ -164,7 +166,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); classification needs at least two")
         self._label_of = {str(c): c for c in self.classes_}
-        self._fit(texts, [str(v) for v in y_array], "classification")
+        self._fit(inputs, [str(v) for v in y_array], "classification")
         return self
 
     def _labels(self, names: list[Any]) -> np.ndarray:
@@ -172,7 +174,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        predicted = self.model_.predict(as_texts(X))
+        predicted = self.model_.predict(as_inputs(X))
         if self.multilabel_:
             matrix = np.zeros((len(predicted), len(self.classes_)), dtype=int)
             for row, labels in enumerate(predicted):
@@ -183,7 +185,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities, columns in ``classes_`` order (per-label probabilities for multi-label)."""
         check_is_fitted(self)
-        probabilities = self.model_.predict_proba(as_texts(X))
+        probabilities = self.model_.predict_proba(as_inputs(X))
         if self.multilabel_:
             order = [
                 self.model_.classes.index(str(j)) if str(j) in self.model_.classes else None for j in self.classes_
@@ -195,7 +197,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        scores = self.model_.scores(as_texts(X))
+        scores = self.model_.scores(as_inputs(X))
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     @classmethod
@@ -211,10 +213,10 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
 
 
 class TransferRegressor(RegressorMixin, _TransferEstimator):
-    """Text regressor on a pre-trained backbone (ridge head, or fine-tuning with an MSE loss)."""
+    """Regressor on a pre-trained backbone (ridge head, or fine-tuning with an MSE loss)."""
 
     def fit(self, X: Any, y: Any) -> TransferRegressor:
-        texts = as_texts(X)
+        inputs = as_inputs(X)
         self._require_y(y)
         if np.iscomplexobj(np.asarray(y)):
             raise ValueError("Complex data not supported: y must be real numbers")
@@ -223,12 +225,12 @@ class TransferRegressor(RegressorMixin, _TransferEstimator):
             raise ValueError(f"y must be 1-D (or 2-D for several targets), got shape {y_array.shape}")
         if not np.isfinite(y_array).all():
             raise ValueError("y contains NaN or infinity; every example needs a numeric target")
-        self._fit(texts, y_array.tolist(), "regression")
+        self._fit(inputs, y_array.tolist(), "regression")
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return np.asarray(self.model_.predict(as_texts(X)), dtype=float)
+        return np.asarray(self.model_.predict(as_inputs(X)), dtype=float)
 
     @classmethod
     def load(cls, path: str | Path) -> TransferRegressor:

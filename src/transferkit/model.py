@@ -70,19 +70,19 @@ class TransferModel:
     def classes(self) -> list[str]:
         return self.target.classes
 
-    def embeddings(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
+    def embeddings(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
         """Pooled embeddings from the (possibly fine-tuned) backbone (sparse features for TF-IDF baselines)."""
         if not isinstance(self.backbone, Backbone):
-            return self.backbone.encode(texts)
+            return self.backbone.encode(inputs)
         if not self.finetuned:
             return embed(
-                self.backbone, texts, cache_dir=self.config.cache_dir, use_cache=self.config.use_cache, quiet=quiet
+                self.backbone, inputs, cache_dir=self.config.cache_dir, use_cache=self.config.use_cache, quiet=quiet
             )
-        with progress_bar("encoding", len(texts), quiet=quiet) as advance:
-            return self.backbone.encode(texts, progress=advance)
+        with progress_bar("encoding", len(inputs), quiet=quiet) as advance:
+            return self.backbone.encode(inputs, progress=advance)
 
-    def scores(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
-        return self.head.scores(self.embeddings(texts, quiet=quiet))
+    def scores(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
+        return self.head.scores(self.embeddings(inputs, quiet=quiet))
 
     def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes); per-label probabilities for multi-label."""
@@ -104,14 +104,14 @@ class TransferModel:
             return [[c for c, on in zip(self.classes, row, strict=True) if on] for row in probabilities >= 0.5]
         return [self.classes[i] for i in probabilities.argmax(axis=1)]
 
-    def predict(self, texts: Sequence[str], *, quiet: bool = True) -> list[Any]:
+    def predict(self, inputs: Sequence[Any], *, quiet: bool = True) -> list[Any]:
         """Labels (classification), label lists (multi-label) or numbers (regression)."""
-        return self.predict_from_scores(self.scores(texts, quiet=quiet))
+        return self.predict_from_scores(self.scores(inputs, quiet=quiet))
 
-    def predict_proba(self, texts: Sequence[str], *, quiet: bool = True) -> np.ndarray:
-        return self.proba_from_scores(self.scores(texts, quiet=quiet))
+    def predict_proba(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
+        return self.proba_from_scores(self.scores(inputs, quiet=quiet))
 
-    def calibrate(self, texts: Sequence[str], y: Sequence[Any], *, quiet: bool = True) -> float:
+    def calibrate(self, inputs: Sequence[Any], y: Sequence[Any], *, quiet: bool = True) -> float:
         """Temperature scaling (Guo et al. 2017, https://arxiv.org/abs/1706.04599) on held-out labeled data.
 
         Fits one temperature that minimises the negative log-likelihood of ``y``; predictions (argmax) do not
@@ -120,7 +120,7 @@ class TransferModel:
         if self.task == "regression":
             raise TypeError("calibration applies to classifiers; this model does regression")
         self.temperature = 1.0
-        self.temperature = fit_temperature(self.scores(texts, quiet=quiet), self.target.encode(list(y)), self.task)
+        self.temperature = fit_temperature(self.scores(inputs, quiet=quiet), self.target.encode(list(y)), self.task)
         return self.temperature
 
     def finetuned_state(self) -> dict[str, torch.Tensor]:

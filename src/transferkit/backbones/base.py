@@ -1,6 +1,6 @@
 """The backbone contract every pre-trained encoder follows.
 
-A backbone turns raw inputs (texts today; images and audio later) into fixed-size embeddings. Frozen use
+A backbone turns raw inputs (texts, images, audio clips) into fixed-size embeddings. Frozen use
 goes through :meth:`Backbone.encode`; fine-tuning goes through the torch side of the contract
 (:meth:`Backbone.tokenize`, :meth:`Backbone.forward_prefix`, :meth:`Backbone.forward_suffix`), which splits
 the network at a block boundary so that the frozen lower blocks run once and are cached.

@@ -277,7 +277,7 @@ def predict(
 ) -> None:
     """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
     from transferkit.artifacts import load_model
-    from transferkit.data import load_texts
+    from transferkit.data import load_inputs
 
     if Path(data).exists() and output.resolve() == Path(data).resolve():
         raise TransferKitError(
@@ -288,11 +288,11 @@ def predict(
     writer = _writer(output)
     fitted = load_model(model)
     modality = fitted.backbone.modality
-    texts, frame, _ = load_texts(
+    inputs, frame, _ = load_inputs(
         data, text_col=text_col, remembered_col=fitted.data_info.get("text_col"), modality=modality,
         on_bad_file=on_bad_file,
     )  # fmt: skip
-    scores = fitted.scores(texts, quiet=quiet)
+    scores = fitted.scores(inputs, quiet=quiet)
     result = frame.copy()
     predicted = fitted.predict_from_scores(scores)
     result["prediction"] = ["|".join(p) for p in predicted] if fitted.task == "multilabel" else predicted

@@ -32,7 +32,7 @@ def faces_calibrate(
 
     check_output(output, overwrite=overwrite)
     labeled = load_labeled(data, modality="image", task="classification", on_bad_file=on_bad_file)
-    verifier = calibrate(labeled.texts, labeled.y, max_false_accept=max_false_accept)
+    verifier = calibrate(labeled.inputs, labeled.y, max_false_accept=max_false_accept)
     verifier.save(output, overwrite=overwrite)
     facts = verifier.calibration
     unseen = facts["on_unseen_people"] or {}

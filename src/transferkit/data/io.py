@@ -26,7 +26,7 @@ ON_BAD_FILE = ("fail", "skip")
 _INTEGRAL_DECIMAL = re.compile(r"[+-]?\d+\.0*")  # a whole number written with a decimal point: "1.0", "-2."
 
 
-@dataclass(init=False)
+@dataclass
 class LabeledData:
     """Inputs (texts, or image / audio file paths) with their labels, as read from a file.
 
@@ -47,41 +47,6 @@ class LabeledData:
     label_col: str
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        inputs: list[Any] | None = None,
-        y: list[Any] | None = None,
-        task: str | None = None,
-        text_col: str | None = None,
-        label_col: str | None = None,
-        source: str = "",
-        extra: dict[str, Any] | None = None,
-        *,
-        texts: list[Any] | None = None,
-    ) -> None:
-        """Store the fields; ``texts`` is the former name of ``inputs``, accepted until every caller moves.
-
-        Raises:
-            TypeError: Both ``inputs`` and ``texts``, or a required field missing.
-        """
-        # Written by hand (not generated) only to accept the old keyword; the fields are the dataclass's.
-        if texts is not None:
-            if inputs is not None:
-                raise TypeError("LabeledData() got both inputs and texts (its former name); pass inputs only")
-            inputs = texts
-        required = {"inputs": inputs, "y": y, "task": task, "text_col": text_col, "label_col": label_col}
-        missing = [name for name, value in required.items() if value is None]
-        if missing:
-            raise TypeError(f"LabeledData() missing required argument(s): {', '.join(missing)}")
-        self.inputs, self.y, self.task, self.text_col, self.label_col = inputs, y, task, text_col, label_col
-        self.source = source
-        self.extra = {} if extra is None else extra
-
-    @property
-    def texts(self) -> list[Any]:
-        """The former name of :attr:`inputs` (the same list), kept while callers move to ``inputs``."""
-        return self.inputs
 
 
 def _format_of(path: Path) -> str | None:
@@ -371,7 +336,7 @@ def load_inputs(
     on_bad_file: str = "fail",
     remembered_col: str | None = None,
 ) -> tuple[list[str], pd.DataFrame, str]:
-    """Read the inputs to predict on: texts, or image / audio file paths (also known as ``load_texts``).
+    """Read the inputs to predict on: texts, or image / audio file paths.
 
     Args:
         source: A data file, a built-in data set name, a folder of media files, or a DataFrame.
@@ -403,9 +368,6 @@ def load_inputs(
         keep = _readable(inputs, source, frame, name, modality, on_bad_file)
         inputs, frame = [inputs[i] for i in keep], frame.iloc[keep].reset_index(drop=True)
     return inputs, frame, column
-
-
-load_texts = load_inputs  # the former name, kept while callers move to load_inputs
 
 
 def _input_modality(

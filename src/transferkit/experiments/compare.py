@@ -5,7 +5,7 @@ sampled examples and is scored on the *same* held-out test set. From the curves 
 (a paired bootstrap over test examples and seeds), the labels and time saved at equal score, and a plain
 summary that says when transfer does not help.
 
-Timing is honest about caching: all texts are embedded once (the cache makes every later run cheap), and
+Timing is honest about caching: all inputs are embedded once (the cache makes every later run cheap), and
 each run that read cached embeddings is charged their encoding time at the measured cold rate.
 """
 
@@ -79,9 +79,9 @@ def sample_budget(y: list[Any], task: str, budget: int | str, seed: int) -> np.n
     return np.sort(rng.choice(n, min(count, n), replace=False))
 
 
-def _encode_predictions(model: TransferModel, texts: list[str], target: TargetEncoder) -> tuple[np.ndarray, Any]:
+def _encode_predictions(model: TransferModel, inputs: list[Any], target: TargetEncoder) -> tuple[np.ndarray, Any]:
     """Predictions in the test encoding (class index / indicator matrix / numbers) and probabilities."""
-    scores = model.scores(texts)
+    scores = model.scores(inputs)
     predicted = model.predict_from_scores(scores)
     if target.task == "regression":
         return np.asarray(predicted, dtype=np.float64), None
@@ -89,7 +89,7 @@ def _encode_predictions(model: TransferModel, texts: list[str], target: TargetEn
     if target.task == "multilabel":
         return target.encode(predicted).astype(int), probabilities
     index = {c: i for i, c in enumerate(target.classes)}
-    full = np.zeros((len(texts), len(target.classes)))
+    full = np.zeros((len(inputs), len(target.classes)))
     for column, name in enumerate(model.classes):
         full[:, index[name]] = probabilities[:, column]
     return np.array([index[str(p)] for p in predicted]), full
@@ -139,7 +139,7 @@ def compare(
             raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(transfer)}")
     base = FitConfig.from_settings(quiet=True, **{k: v for k, v in settings.items() if k not in ("strategy", "quiet")})
     if backbone is None:
-        backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.texts[:1])]
+        backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.inputs[:1])]
     backbone = create_backbone(backbone, max_length=base.max_length)
     if baselines is None:  # the same architecture from random weights needs a backbone that can train
         baselines = [b for b in baselines_for(backbone.modality) if backbone.trainable or b != "scratch-encoder"]
@@ -149,10 +149,10 @@ def compare(
     task = data.task
     if test is None:
         pool_part, test_part = train_test_indices(data.y, test_size=test_size, task=task, seed=0)
-        pool_texts, pool_y = [data.texts[i] for i in pool_part], [data.y[i] for i in pool_part]
-        test_texts, test_y = [data.texts[i] for i in test_part], [data.y[i] for i in test_part]
+        pool_inputs, pool_y = [data.inputs[i] for i in pool_part], [data.y[i] for i in pool_part]
+        test_inputs, test_y = [data.inputs[i] for i in test_part], [data.y[i] for i in test_part]
     else:
-        pool_texts, pool_y, test_texts, test_y = data.texts, data.y, test.texts, test.y
+        pool_inputs, pool_y, test_inputs, test_y = data.inputs, data.y, test.inputs, test.y
     target = TargetEncoder.fit(list(pool_y) + list(test_y), task)
     truth = target.encode(test_y) if task != "regression" else np.asarray(test_y, dtype=np.float64)
     if task == "multilabel":
@@ -165,11 +165,11 @@ def compare(
     plan = [(budget, seed) for budget in budgets for seed in range(seeds if budget != "full" else 1)]
     samples = {(budget, seed): sample_budget(pool_y, task, budget, seed) for budget, seed in plan}
 
-    # Embed every text once; later runs read the cache and are charged the cold rate for what they read.
-    say(f"compare: {len(pool_texts)} training-pool and {len(test_texts)} test examples, task {task}", quiet=quiet)
+    # Embed every input once; later runs read the cache and are charged the cold rate for what they read.
+    say(f"compare: {len(pool_inputs)} training-pool and {len(test_inputs)} test examples, task {task}", quiet=quiet)
     used = sorted(set(np.concatenate(list(samples.values())).tolist()))
-    rate = _encode_seconds_per_text(backbone, [pool_texts[i] for i in used] + test_texts, base)
-    embed(backbone, [pool_texts[i] for i in used] + test_texts, cache_dir=base.cache_dir, use_cache=base.use_cache,
+    rate = _encode_seconds_per_input(backbone, [pool_inputs[i] for i in used] + test_inputs, base)
+    embed(backbone, [pool_inputs[i] for i in used] + test_inputs, cache_dir=base.cache_dir, use_cache=base.use_cache,
           quiet=quiet)  # fmt: skip
     runs: list[dict[str, Any]] = []
     outputs: dict[tuple[str, str, int], tuple[np.ndarray, Any]] = {}
@@ -177,7 +177,7 @@ def compare(
     with progress_bar("compare", len(plan) * len(arms), quiet=quiet) as advance:
         for budget, seed in plan:
             chosen = samples[(budget, seed)]
-            train_texts, train_y = [pool_texts[i] for i in chosen], [pool_y[i] for i in chosen]
+            train_inputs, train_y = [pool_inputs[i] for i in chosen], [pool_y[i] for i in chosen]
             for arm, kind in arms:
                 row = {"arm": arm, "kind": kind, "budget": str(budget), "seed": seed, "n": len(chosen)}
                 estimate = _predict_seconds(timings.get(arm, {}), len(chosen))
@@ -189,14 +189,14 @@ def compare(
                 config = replace(base, strategy=arm if kind != "scratch" else "feature-extraction", seed=seed)
                 start = time.perf_counter()
                 if kind == "scratch":
-                    model = BASELINES.create(arm, inputs=train_texts, y=train_y, task=task, config=config,
+                    model = BASELINES.create(arm, inputs=train_inputs, y=train_y, task=task, config=config,
                                              backbone=backbone)  # fmt: skip
                 else:
-                    model = fit_model(train_texts, train_y, task=task, backbone=backbone, config=config)
-                predicted, probabilities = _encode_predictions(model, test_texts, target)
+                    model = fit_model(train_inputs, train_y, task=task, backbone=backbone, config=config)
+                predicted, probabilities = _encode_predictions(model, test_inputs, target)
                 seconds = time.perf_counter() - start
                 if kind != "scratch":  # cached embeddings it read: train (+ test when the encoder stayed frozen)
-                    seconds += rate * (len(chosen) + (0 if model.finetuned else len(test_texts)))
+                    seconds += rate * (len(chosen) + (0 if model.finetuned else len(test_inputs)))
                 timings.setdefault(arm, {}).setdefault(len(chosen), []).append(seconds)
                 score = float(stats.weighted_scores(task, truth, predicted, np.ones((1, len(truth))))[0])
                 row.update(score=score, seconds=seconds, strategy=model.strategy)
@@ -212,8 +212,8 @@ def compare(
         backbone=backbone.name,
         budgets=[str(b) for b in budgets],
         seeds=seeds,
-        n_pool=len(pool_texts),
-        n_test=len(test_texts),
+        n_pool=len(pool_inputs),
+        n_test=len(test_inputs),
         encode_seconds_per_text=rate,
         source=data.source,
     )
@@ -242,10 +242,10 @@ def _predict_seconds(history: dict[int, list[float]], n: int) -> float:
     return s2 + slope * (n - n2)
 
 
-def _encode_seconds_per_text(backbone: Backbone, texts: list[str], config: FitConfig) -> float:
-    """Cold encoding cost per text, measured on up to 64 texts outside the cache."""
-    sample = texts[:: max(1, len(texts) // 64)][:64]
-    backbone.encode(sample, batch_size=32)  # warm-up: a lazy ONNX export / session start is not per-text cost
+def _encode_seconds_per_input(backbone: Backbone, inputs: list[Any], config: FitConfig) -> float:
+    """Cold encoding cost per input, measured on up to 64 inputs outside the cache."""
+    sample = inputs[:: max(1, len(inputs) // 64)][:64]
+    backbone.encode(sample, batch_size=32)  # warm-up: a lazy ONNX export / session start is not per-input cost
     start = time.perf_counter()
     backbone.encode(sample, batch_size=32)
     return (time.perf_counter() - start) / max(1, len(sample))

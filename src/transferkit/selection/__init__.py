@@ -22,7 +22,7 @@ from transferkit.selection.scores import (
 )
 
 if TYPE_CHECKING:
-    from transferkit.selection.rank import DEFAULT_SCORE, candidates_for, rank, score_features
+    from transferkit.selection.ranking import DEFAULT_SCORE, candidates_for, rank, score_features
 
 _RANKING = ("DEFAULT_SCORE", "candidates_for", "rank", "score_features")
 
@@ -46,4 +46,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name not in _RANKING:
         raise AttributeError(f"module 'transferkit.selection' has no attribute {name!r}")
-    return getattr(importlib.import_module("transferkit.selection.rank"), name)
+    return getattr(importlib.import_module("transferkit.selection.ranking"), name)

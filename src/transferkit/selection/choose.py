@@ -8,7 +8,7 @@ from transferkit.backbones import Backbone, create_backbone
 from transferkit.data.media import infer_modality
 from transferkit.errors import DataError
 from transferkit.progress import say
-from transferkit.selection.rank import rank
+from transferkit.selection.ranking import rank
 
 
 def choose_backbone(

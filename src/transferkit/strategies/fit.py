@@ -49,6 +49,9 @@ def fit_model(
     if len(inputs) < 2:
         raise DataError(f"need at least 2 labeled examples, got {len(inputs)}")
     spec = STRATEGIES.get(config.strategy)
+    if task not in spec.tasks:
+        suitable = ", ".join(STRATEGIES.names(task=task))
+        raise TransferKitError(f"strategy {spec.name!r} does not learn {task}; choose one of: {suitable}")
     ranking = None
     if not spec.uses_backbone:
         backbone = None

@@ -29,6 +29,7 @@ from transferkit.errors import TransferKitError
 from transferkit.settings import validate
 
 MODALITIES = ("text", "image", "audio")
+TASKS = ("classification", "multilabel", "regression")
 KINDS = ("transfer", "scratch", "meta")
 
 
@@ -45,6 +46,7 @@ class StrategySpec:
             ``compare`` measure transfer against) or "meta" (chooses among the others: ``auto``).
         cost: "cheap" (seconds on frozen features or sparse ones) or "expensive" (trains a network).
         modalities: Input modalities it runs on.
+        tasks: Tasks it learns.
         uses_backbone: False for models that build their own features (TF-IDF): no backbone is loaded.
         trains_body: It moves backbone weights, so ``fit_model`` works on a copy of the caller's backbone.
         needs_trainable: It refuses inference-only backbones (those without gradients).
@@ -59,6 +61,7 @@ class StrategySpec:
     kind: str = "transfer"
     cost: str = "cheap"
     modalities: tuple[str, ...] = MODALITIES
+    tasks: tuple[str, ...] = TASKS
     uses_backbone: bool = True
     trains_body: bool = False
     needs_trainable: bool = False
@@ -70,9 +73,9 @@ class StrategySpec:
             raise ValueError(f"strategy {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.cost not in ("cheap", "expensive"):
             raise ValueError(f"strategy {self.name!r}: cost must be 'cheap' or 'expensive', got {self.cost!r}")
-        unknown = set(self.modalities) - set(MODALITIES)
+        unknown = (set(self.modalities) - set(MODALITIES)) | (set(self.tasks) - set(TASKS))
         if unknown:
-            raise ValueError(f"strategy {self.name!r}: unknown modalities {sorted(unknown)}")
+            raise ValueError(f"strategy {self.name!r}: unknown modalities or tasks {sorted(unknown)}")
 
     def implementation(self) -> Callable[..., Any]:
         """The ``fit(run)`` function (imported on first use: it brings torch and scikit-learn)."""
@@ -110,13 +113,15 @@ class StrategyRegistry:
                 if module.ispkg:
                     importlib.import_module(f"{package}.{module.name}")
 
-    def names(self, *, kind: str | None = None, modality: str | None = None) -> list[str]:
-        """Registered names (in discovery order), optionally only those of ``kind`` / for ``modality``."""
+    def names(self, *, kind: str | None = None, modality: str | None = None, task: str | None = None) -> list[str]:
+        """Registered names (in discovery order), optionally only those of ``kind`` / for ``modality`` / ``task``."""
         self._discover()
         return [
             name
             for name, spec in self._specs.items()
-            if (kind is None or spec.kind == kind) and (modality is None or modality in spec.modalities)
+            if (kind is None or spec.kind == kind)
+            and (modality is None or modality in spec.modalities)
+            and (task is None or task in spec.tasks)
         ]
 
     def get(self, name: str) -> StrategySpec:

@@ -64,14 +64,14 @@ def fit(run: FitRun) -> TransferModel:
         fe_scores.append(validation_score(head.scores(embeddings[held]), target[held], encoder))
     fold_scores["feature-extraction"] = np.array(fe_scores)
     scratch = [
-        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality)
+        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
         if STRATEGIES.get(name).cost == "cheap"
     ]  # fmt: skip
     for name in scratch:
         fold_scores[name] = _cross_validate(name, run, splits)
     decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats, "per_class": smallest}
     note = ""
-    body = [name for name in STRATEGIES.names(kind="transfer") if STRATEGIES.get(name).trains_body]
+    body = [name for name in STRATEGIES.names(kind="transfer", task=encoder.task) if STRATEGIES.get(name).trains_body]
     if body and not backbone.trainable:
         note = f"; {' and '.join(map(_words, body))} skipped: {backbone.name} has no gradients"
     for name in body if backbone.trainable else []:

@@ -45,7 +45,7 @@ def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
     return range(max(1, backbone.num_blocks - unfreeze_layers), backbone.num_blocks)
 
 
-def _examples(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size: int, cache: bool) -> list[dict]:
+def examples_of(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size: int, cache: bool) -> list[dict]:
     """Per-example tensors (sequences trimmed to their length): token ids or pixels, or frozen-prefix outputs
     when ``cache``. Inputs without an ``attention_mask`` (images) are fixed-size and kept whole."""
     examples: list[dict] = [{} for _ in inputs]
@@ -63,7 +63,7 @@ def _examples(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size:
     return examples
 
 
-def _collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
     return {
         key: torch.nn.utils.rnn.pad_sequence([example[key] for example in examples], batch_first=True)
         for key in examples[0]
@@ -125,8 +125,8 @@ def finetune(
         cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES and not augment
         with progress_bar("preparing", 1, quiet=config.quiet) as advance:
             module.eval()
-            train_examples = _examples(backbone, inputs, first, config.batch_size, cache)
-            valid_examples = _examples(backbone, valid[0], first, config.batch_size, cache) if valid else None
+            train_examples = examples_of(backbone, inputs, first, config.batch_size, cache)
+            valid_examples = examples_of(backbone, valid[0], first, config.batch_size, cache) if valid else None
             advance(1)
         labels = torch.from_numpy(target)
         generator = torch.Generator().manual_seed(seed)
@@ -160,7 +160,7 @@ def finetune(
             ).tolist()
             for start in range(0, min(needed, len(order)), config.batch_size):
                 index = order[start : start + config.batch_size]
-                inputs = _collate([train_examples[i] for i in index])
+                inputs = collate([train_examples[i] for i in index])
                 if augmenter is not None:
                     inputs["pixels"] = augmenter(inputs["pixels"])
                 yield inputs, labels[index]
@@ -222,7 +222,7 @@ def restore(backbone: Backbone, original: dict[str, torch.Tensor]) -> None:
 
 @torch.no_grad()
 def _scores(examples: list[dict], embed, head: torch.nn.Module, batch_size: int) -> torch.Tensor:
-    outputs = [head(embed(_collate(examples[s : s + batch_size]))) for s in range(0, len(examples), batch_size)]
+    outputs = [head(embed(collate(examples[s : s + batch_size]))) for s in range(0, len(examples), batch_size)]
     return torch.cat(outputs)
 
 
