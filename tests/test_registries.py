@@ -179,9 +179,9 @@ def saved_model(spam_frame, tmp_path):
 def test_loading_refuses_state_nobody_declared(saved_model):
     _, folder, _ = saved_model
     config = json.loads((folder / "config.json").read_text())
-    config["state"].append("lora-adapter")
+    config["state"].append("target-statistics")
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFolderError, match="holds state 'lora-adapter' that this transferkit does not know"):
+    with pytest.raises(ModelFolderError, match="holds state 'target-statistics' that this transferkit does not know"):
         transferkit.load(folder)
 
 

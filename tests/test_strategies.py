@@ -11,8 +11,9 @@ import torch
 from transferkit import FitConfig, TransferKitError
 from transferkit.backbones import create_backbone
 from transferkit.evaluation import compute_metrics
+from transferkit.strategies import body as body_module
+from transferkit.strategies.body import trainable_blocks
 from transferkit.strategies.finetune import train as finetune_module
-from transferkit.strategies.finetune.train import trainable_blocks
 from transferkit.strategies.fit import fit_model
 from transferkit.strategies.registry import STRATEGIES as REGISTERED
 
@@ -52,11 +53,21 @@ def baseline(task, train_y, test_y, classes):
 # The binary auto cases cross-validate fine-tuning and TF-IDF (LogisticRegressionCV per fold: 1-2 minutes each);
 # they run with `-m slow`. The default suite keeps real-MiniLM auto on binary spam through the CLI
 # (test_cli.py::test_default_real_backbone_auto_fit_and_predict) and the other tasks' auto cases here.
+TASK_OF = {"binary": "classification", "multiclass": "classification", "multilabel": "multilabel",
+           "regression": "regression"}  # fmt: skip
 CASES = [
     pytest.param(task, strategy, marks=pytest.mark.slow) if (task, strategy) == ("binary", "auto") else (task, strategy)
     for task in TASKS
     for strategy in STRATEGIES
+    if TASK_OF[task] in REGISTERED.get(strategy).tasks
 ]
+# On the real MiniLM, contrastive training runs once per task in the default suite (multi-class); its binary and
+# multi-label cases run with `-m slow` (the toy backbone covers their mechanics).
+REAL_CASES = [
+    pytest.param(*case, marks=pytest.mark.slow)
+    if case in (("binary", "contrastive"), ("multilabel", "contrastive")) else case
+    for case in CASES
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("task_name", "strategy"), CASES)
@@ -77,11 +88,11 @@ def test_every_strategy_and_task_on_toy_backbone(strategy, task_name, data):
     expected = "feature-extraction" if strategy == "feature-extraction" else None
     assert model.strategy == (expected or model.strategy)
     if strategy == "auto":
-        assert model.info["auto"]["chosen"] in ("feature-extraction", "finetune", "tfidf-lr")
+        assert model.info["auto"]["chosen"] in ("feature-extraction", "finetune", "contrastive", "tfidf-lr")
         assert model.info["auto"]["reason"]
 
 
-@pytest.mark.parametrize(("task_name", "strategy"), CASES)
+@pytest.mark.parametrize(("task_name", "strategy"), REAL_CASES)
 def test_every_strategy_and_task_on_real_minilm_beats_constant(strategy, task_name, data):
     """Real pre-trained features must beat the best constant prediction on held-out real data."""
     texts, y, task = task_data(task_name, data)
@@ -178,7 +189,7 @@ def test_cached_frozen_prefix_gives_the_same_model_as_recomputing_it(spam_frame,
     texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
     config = FitConfig(strategy="finetune", epochs=2, quiet=True)
     cached = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
-    monkeypatch.setattr(finetune_module, "PREFIX_CACHE_LIMIT_BYTES", 0)
+    monkeypatch.setattr(body_module, "PREFIX_CACHE_LIMIT_BYTES", 0)
     recomputed = fit_model(texts[:40], y[:40], task="classification", backbone="toy-text", config=config)
     assert cached.info["frozen_prefix_cached"] and not recomputed.info["frozen_prefix_cached"]
     np.testing.assert_allclose(cached.predict_proba(texts[40:]), recomputed.predict_proba(texts[40:]), atol=1e-5)

@@ -177,7 +177,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         raise ModelFolderError(f"model folder {str(path)!r} is damaged: {HEAD} is missing; fit the model again")
     parts = _parts_of(path, config)
     settings = FitConfig.from_json({**config.get("settings", {}), "quiet": True, "cache_dir": cache_dir})
-    loaded: dict[str, Any] = {"backbone": None, "head": None, "finetuned": []}
+    loaded: dict[str, Any] = {"backbone": None, "head": None, "finetuned": [], "adapter": None}
     for part in parts:
         if part.order >= BACKBONE_READY and loaded["backbone"] is None:
             loaded["backbone"] = _pretrained_backbone(path, config["backbone"])
@@ -196,6 +196,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         config=settings,
         strategy=config["strategy"],
         finetuned=loaded["finetuned"],
+        adapter=loaded["adapter"],
         info=config.get("training", {}),
     )
     model.metrics = config.get("metrics", {})
@@ -259,15 +260,23 @@ def _load_backbone_delta(path: Path, config: dict[str, Any], loaded: dict[str, A
     if missing:
         raise ModelFolderError(f"{BACKBONE} in {str(path)!r} has unknown parameters ({sorted(missing)[:3]})")
     module.load_state_dict(state, strict=False)
-    loaded["finetuned"] = sorted(state)
+    loaded["finetuned"] = sorted({*loaded["finetuned"], *state})
+
+
+def _delta(model: TransferModel) -> dict[str, Any]:
+    """The moved backbone tensors that no adapter stands for (an adapter saves its own, smaller tensors)."""
+    if not model.finetuned:
+        return {}
+    merged = set(model.adapter["merged"]) if model.adapter else set()
+    return {name: tensor for name, tensor in model.finetuned_state().items() if name not in merged}
 
 
 register_state_part(
     StatePart(
         name="backbone-delta",
         files=(BACKBONE,),
-        applies=lambda model: bool(model.finetuned),
-        save=lambda model, folder: save_file(model.finetuned_state(), str(folder / BACKBONE)),
+        applies=lambda model: bool(_delta(model)),
+        save=lambda model, folder: save_file(_delta(model), str(folder / BACKBONE)),
         load=_load_backbone_delta,
         order=50,
     )

@@ -16,6 +16,7 @@ from transferkit.settings import setting, validate
 from transferkit.strategies.registry import STRATEGIES, check_options, strategy_settings_owner
 
 HEADS = ("logistic", "ridge", "mlp")
+ADAPTERS = ("none", "lora")
 DEFAULT_STRATEGY = "feature-extraction"
 # Settings that describe where a run keeps its files or how it talks, not how the model is trained: left out
 # of the saved model's settings.
@@ -57,6 +58,12 @@ class FitConfig:
         0.8, "Training the body: each block below the top gets this times the rate of the block above",
         check=lambda v: 0 < v <= 1, rule="in (0, 1]", fix="1 means one rate for all",
     )  # fmt: skip
+    adapter: str = setting(
+        "none", "Training the body: train LoRA adapters (merged afterwards) instead of the weights",
+        choices=lambda: list(ADAPTERS),
+    )  # fmt: skip
+    lora_rank: int = setting(8, "Training the body with --adapter lora: rank of each adapter",
+                             check=lambda v: v >= 1, rule=">= 1")  # fmt: skip
     weight_decay: float = setting(0.01, "AdamW weight decay", check=lambda v: v >= 0, rule=">= 0")
     l2sp: float = setting(0.0, "Training the body: L2-SP strength toward the pre-trained weights (0 = off)",
                           check=lambda v: v >= 0, rule=">= 0")  # fmt: skip

@@ -36,6 +36,8 @@ class TransferModel:
         config: The settings it was trained with.
         strategy: The strategy that produced it ("feature-extraction" or "finetune").
         finetuned: Names of backbone parameters changed by fine-tuning (saved next to the head).
+        adapter: LoRA adapters merged into the backbone (``{"config", "tensors", "merged"}``); the model folder
+            keeps these instead of the merged weights.
         info: Training facts (validation scores, epochs, why ``auto`` chose what it chose...).
         temperature: Probabilities come from ``scores / temperature`` (1 = uncalibrated; see :meth:`calibrate`).
     """
@@ -49,6 +51,7 @@ class TransferModel:
         config: FitConfig,
         strategy: str,
         finetuned: list[str] | None = None,
+        adapter: dict[str, Any] | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
         self.backbone = backbone
@@ -57,6 +60,7 @@ class TransferModel:
         self.config = config
         self.strategy = strategy
         self.finetuned = finetuned or []
+        self.adapter = adapter
         self.info = info or {}
         self.metrics: dict[str, Any] = {}
         self.data_info: dict[str, Any] = {}

@@ -25,4 +25,16 @@ BUILTIN_DATASETS: dict[str, dict[str, str]] = {
         "label_col": "label",
         "description": "English first names: 8,003, female vs male (binary; names on both lists dropped)",
     },
+    "fortune-topics": {
+        "file": "fortune_topics.csv.gz",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "BSD fortune database: 1,040 quotations and jokes in 8 topics, 130 each (multi-class)",
+    },
+    "sotu-president": {
+        "file": "sotu_president.csv.gz",
+        "text_col": "text",
+        "label_col": "label",
+        "description": "State of the Union passages of 8 Presidents (Grant to Obama): 1,200, 150 each (multi-class)",
+    },
 }

@@ -77,10 +77,15 @@ class StrategySpec:
         if unknown:
             raise ValueError(f"strategy {self.name!r}: unknown modalities or tasks {sorted(unknown)}")
 
+    def module(self) -> Any:
+        """The implementation module (imported on first use: it brings torch and scikit-learn). Strategies that
+        train the body also give ``examples_processed(n, config)``, the examples their training passes through
+        the trained blocks, from which ``auto`` predicts their cost."""
+        return importlib.import_module(f"{self.package}.{self.entry.split(':')[0]}")
+
     def implementation(self) -> Callable[..., Any]:
-        """The ``fit(run)`` function (imported on first use: it brings torch and scikit-learn)."""
-        module, function = self.entry.split(":")
-        return getattr(importlib.import_module(f"{self.package}.{module}"), function)
+        """The ``fit(run)`` function."""
+        return getattr(self.module(), self.entry.split(":")[1])
 
     def setting_names(self) -> list[str]:
         return [] if self.settings is None else [item.name for item in fields(self.settings)]

@@ -24,9 +24,9 @@ from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
 from transferkit.model import TransferModel
 from transferkit.progress import say
+from transferkit.strategies.body import restore
 from transferkit.strategies.common import FitRun, folds, per_class, row_key, validation_score, validation_split
 from transferkit.strategies.feature_extraction.fit import fit_head
-from transferkit.strategies.finetune.train import restore
 from transferkit.strategies.registry import STRATEGIES
 
 AUTO_MARGIN = 0.01  # an arm must beat the frozen head by this much (cross-validated) to replace it
@@ -76,7 +76,8 @@ def fit(run: FitRun) -> TransferModel:
         note = f"; {' and '.join(map(_words, body))} skipped: {backbone.name} has no gradients"
     for name in body if backbone.trainable else []:
         one_repeat = splits[:n_folds]  # training the body is the expensive arm: one repeat
-        estimate = _estimate_finetune_seconds(backbone, run.inputs, len(run.fit_part), config) * (n_folds + 1)
+        work = STRATEGIES.get(name).module().examples_processed(len(run.fit_part), config)
+        estimate = _estimate_seconds(backbone, run.inputs, work, config) * (n_folds + 1)
         left = run.settings("auto").time_budget - (time.perf_counter() - start)
         decision[f"{name}_estimate_s"] = round(estimate, 1)
         if estimate > left:
@@ -161,12 +162,13 @@ def _announce(model: TransferModel) -> TransferModel:
     return model
 
 
-def _estimate_finetune_seconds(backbone: Backbone, inputs: list[Any], n_fit: int, config: FitConfig) -> float:
-    """Seconds fine-tuning would take: one frozen pass plus, per epoch, forward+backward of the trained blocks."""
+def _estimate_seconds(backbone: Backbone, inputs: list[Any], work: int, config: FitConfig) -> float:
+    """Seconds training the body would take: one frozen pass over the inputs plus forward+backward of the trained
+    blocks for ``work`` examples (what the strategy's ``examples_processed`` says)."""
     sample = inputs[: min(16, len(inputs))]
     start = time.perf_counter()
     backbone.encode(sample, batch_size=config.batch_size)
     per_input = (time.perf_counter() - start) / len(sample)
     blocks = backbone.num_blocks if config.unfreeze_layers == -1 else min(config.unfreeze_layers, backbone.num_blocks)
     share = blocks / backbone.num_blocks
-    return per_input * len(inputs) + per_input * share * 3.0 * n_fit * config.epochs
+    return per_input * len(inputs) + per_input * share * 3.0 * work

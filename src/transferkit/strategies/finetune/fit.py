@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from transferkit.config import FitConfig
 from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
 from transferkit.strategies.common import FitRun
 from transferkit.strategies.finetune.train import finetune
+
+
+def examples_processed(n: int, config: FitConfig) -> int:
+    """Examples fine-tuning passes through the trained blocks: every epoch, every training example."""
+    return n * config.epochs
 
 
 def fit(run: FitRun) -> TransferModel:
@@ -13,10 +19,10 @@ def fit(run: FitRun) -> TransferModel:
     fit_part, valid_part = run.fit_part, run.valid_part
     probe = fit_linear_head(run.embeddings()[fit_part], run.target[fit_part], run.encoder, seed=run.config.seed)
     valid = None if valid_part is None else ([run.inputs[i] for i in valid_part], run.target[valid_part])
-    head, changed, info = finetune(
+    head, changed, adapter, info = finetune(
         run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid
     )
     return TransferModel(
         backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="finetune",
-        finetuned=changed, info={"head": "linear", **info},
+        finetuned=changed, adapter=adapter, info={"head": "linear", **info},
     )  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import f1_score
 
 from transferkit.augment import parse_augment
 from transferkit.backbones import Backbone
@@ -26,48 +27,12 @@ from transferkit.config import FitConfig
 from transferkit.errors import TransferKitError
 from transferkit.heads import LinearHead, loss_function
 from transferkit.progress import progress_bar
+from transferkit.strategies.body import caches_prefix, close_body, collate, embedder, examples_of, open_body
 from transferkit.targets import TargetEncoder
 from transferkit.training import train
 from transferkit.training.augment import Augmenter
 
-PREFIX_CACHE_LIMIT_BYTES = 3 * 1024**3
 MIN_STEPS_PER_EPOCH = 8
-
-
-def trainable_blocks(backbone: Backbone, unfreeze_layers: int) -> range:
-    """Indices of the blocks fine-tuning trains: the top ``unfreeze_layers`` (all with -1).
-
-    Block 0 is the input embedding; it trains only with -1, since its table is large and rarely worth moving
-    on small data.
-    """
-    if unfreeze_layers == -1:
-        return range(0, backbone.num_blocks)
-    return range(max(1, backbone.num_blocks - unfreeze_layers), backbone.num_blocks)
-
-
-def examples_of(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size: int, cache: bool) -> list[dict]:
-    """Per-example tensors (sequences trimmed to their length): token ids or pixels, or frozen-prefix outputs
-    when ``cache``. Inputs without an ``attention_mask`` (images) are fixed-size and kept whole."""
-    examples: list[dict] = [{} for _ in inputs]
-    order = np.argsort([len(x) if isinstance(x, str) else 0 for x in inputs], kind="stable")
-    for start in range(0, len(inputs), batch_size * 4):
-        index = order[start : start + batch_size * 4]
-        batch = backbone.tokenize([inputs[i] for i in index])
-        if cache:
-            with torch.no_grad():
-                batch = backbone.forward_prefix(batch, first)
-        mask = batch.get("attention_mask")
-        lengths = mask.sum(1).tolist() if mask is not None else [None] * len(index)  # v[row, :None] is v[row]
-        for row, (i, length) in enumerate(zip(index, lengths, strict=True)):
-            examples[i] = {k: v[row, :length].clone() for k, v in batch.items() if v.ndim >= 2}
-    return examples
-
-
-def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    return {
-        key: torch.nn.utils.rnn.pad_sequence([example[key] for example in examples], batch_first=True)
-        for key in examples[0]
-    }
 
 
 def finetune(
@@ -78,12 +43,12 @@ def finetune(
     init_head: LinearHead,
     config: FitConfig,
     valid: tuple[Sequence[Any], np.ndarray] | None = None,
-) -> tuple[LinearHead, list[str], dict[str, Any]]:
-    """Fine-tune ``backbone`` in place.
+) -> tuple[LinearHead, list[str], dict[str, Any] | None, dict[str, Any]]:
+    """Fine-tune ``backbone`` in place (or LoRA adapters merged into it, with ``config.adapter == "lora"``).
 
     Returns:
         The trained head, the names of the backbone parameters (and buffers, such as batch-norm running
-        statistics) that changed, and training facts.
+        statistics) that changed, the LoRA adapter to save (or None), and training facts.
     """
     augment = parse_augment(config.augment)
     if augment and backbone.modality != "image":
@@ -92,22 +57,9 @@ def finetune(
             "backbone; leave augment at 'none'"
         )
     module = backbone.module
-    blocks = trainable_blocks(backbone, config.unfreeze_layers)
-    first = blocks.start
-    backbone.weights_hash  # noqa: B018 - pin the hash of the *pre-trained* weights before they move
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    names = {id(p): n for n, p in module.named_parameters()}
-    groups, trainable = [], {}
-    for block in blocks:
-        params = backbone.block_parameters(block)
-        for parameter in params:
-            parameter.requires_grad_(True)
-            trainable[names[id(parameter)]] = parameter
-        rate = config.learning_rate * config.layer_decay ** (backbone.num_blocks - 1 - block)
-        groups.append({"params": params, "lr": rate, "weight_decay": 0.0 if config.l2sp else config.weight_decay})
+    body = open_body(backbone, config, weight_decay=0.0 if config.l2sp else config.weight_decay)
+    blocks, first, trainable, groups = body.blocks, body.first, body.trainable, body.groups
     reference = {name: tensor.detach().clone() for name, tensor in trainable.items()}
-    buffers = {name: tensor.detach().clone() for name, tensor in module.named_buffers()}
 
     seed = 0 if config.seed is None else config.seed
     with torch.random.fork_rng(devices=[]):
@@ -120,9 +72,8 @@ def finetune(
         optimizer = torch.optim.AdamW(groups)
         loss_fn = loss_function(encoder.task, encoder.n_outputs)
 
-        approx_bytes = sum(min(len(x), config.max_length * 6) for x in inputs) / 4 * backbone.dim * 4
         # Augmented pixels change every batch, so the blocks below cannot be run once and cached.
-        cache = first > 0 and approx_bytes < PREFIX_CACHE_LIMIT_BYTES and not augment
+        cache = caches_prefix(backbone, inputs, body, config) and not augment
         with progress_bar("preparing", 1, quiet=config.quiet) as advance:
             module.eval()
             train_examples = examples_of(backbone, inputs, first, config.batch_size, cache)
@@ -134,17 +85,7 @@ def finetune(
         if augment:  # its own generator: shuffling stays the same with and without augmentation
             augmenter = Augmenter(augment, backbone.mean, backbone.std, torch.Generator().manual_seed(seed + 1))
 
-        def embed(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            if cache:
-                return backbone.forward_suffix(batch, first)
-            if first == 0:
-                return backbone.forward(batch)
-            training = module.training
-            module.eval()  # frozen blocks behave exactly as when their outputs are cached: no dropout
-            with torch.no_grad():
-                state = backbone.forward_prefix(batch, first)
-            module.train(training)
-            return backbone.forward_suffix(state, first)
+        embed = embedder(backbone, first, cache)
 
         # Few-shot data gives one or two steps per epoch; cycling through the (reshuffled) data until an
         # epoch has MIN_STEPS_PER_EPOCH steps keeps validation and early stopping meaningful.
@@ -194,30 +135,20 @@ def finetune(
             quiet=config.quiet,
             buffers=dict(module.named_buffers()),
         )
-    module.eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
+    changed, adapter = close_body(backbone, body)
     info = {
         "trained_blocks": [blocks.start, blocks.stop - 1],
         "num_blocks": backbone.num_blocks,
         "frozen_prefix_cached": cache,
         "augment": list(augment),
+        "adapter": None if adapter is None else {k: v for k, v in adapter["config"].items() if k != "targets"},
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "validation_score": None if valid_examples is None else result.best_score,
         "seconds": round(result.seconds, 2),
         "history": result.history,
     }
-    moved = [name for name, tensor in module.named_buffers() if not torch.equal(tensor, buffers[name])]
-    return LinearHead.from_torch(head, **init_head.info), sorted(trainable) + sorted(moved), info
-
-
-def restore(backbone: Backbone, original: dict[str, torch.Tensor]) -> None:
-    """Put pre-trained values back into parameters (and buffers) that fine-tuning moved."""
-    state = backbone.module.state_dict(keep_vars=True)
-    with torch.no_grad():
-        for name, tensor in original.items():
-            state[name].copy_(tensor)
+    return LinearHead.from_torch(head, **init_head.info), changed, adapter, info
 
 
 @torch.no_grad()
@@ -228,8 +159,6 @@ def _scores(examples: list[dict], embed, head: torch.nn.Module, batch_size: int)
 
 def _validation_score(scores: torch.Tensor, target: np.ndarray, encoder: TargetEncoder, loss_fn) -> dict[str, float]:
     """Higher is better: macro-F1 (ties broken by loss) for classification, minus MSE for regression."""
-    from sklearn.metrics import f1_score
-
     loss = float(loss_fn(scores, torch.from_numpy(target)))
     if encoder.task == "regression":
         return {"score": -loss, "valid_loss": loss}

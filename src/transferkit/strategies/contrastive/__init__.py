@@ -1,0 +1,37 @@
+"""Contrastive few-shot training: move the backbone so that same-class examples embed close together and other
+classes far apart, then fit a head on the new embeddings (SetFit's idea, with an in-batch objective)."""
+
+from dataclasses import dataclass
+
+from transferkit.settings import setting
+from transferkit.strategies.registry import register_strategy
+
+
+@dataclass(kw_only=True)
+class ContrastiveSettings:
+    """contrastive's own settings."""
+
+    contrastive_steps: int = setting(
+        0, "contrastive: optimiser steps (0: derived from the data size, see the strategy's docs)",
+        check=lambda v: v >= 0, rule=">= 0",
+    )  # fmt: skip
+    temperature: float = setting(
+        0.05, "contrastive: softmax temperature of the supervised contrastive loss",
+        check=lambda v: 0 < v <= 1, rule="in (0, 1]",
+    )  # fmt: skip
+
+
+register_strategy(
+    name="contrastive",
+    summary="trains the top --unfreeze-layers blocks with a supervised contrastive loss over every pair in each "
+    "class-balanced batch (SetFit's idea without explicit pairs), then fits the head: few labels per class",
+    entry="fit:fit",
+    package=__name__,
+    kind="transfer",
+    cost="expensive",
+    tasks=("classification", "multilabel"),
+    trains_body=True,
+    needs_trainable=True,
+    holds_out_validation=False,
+    settings=ContrastiveSettings,
+)

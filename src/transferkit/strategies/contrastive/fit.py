@@ -1,0 +1,216 @@
+"""Contrastive few-shot training (SetFit's idea, Tunstall et al. 2022, https://arxiv.org/abs/2209.11055, without
+its explicit pairs).
+
+SetFit trains a sentence encoder on generated pairs (same class: similar; different: dissimilar), two
+forward passes per pair, then fits a logistic head on the moved embeddings. Here every batch is class
+balanced and scored with the supervised contrastive loss (Khosla et al. 2020, https://arxiv.org/abs/2004.11362):
+each of its B examples is pulled toward the others of its class and pushed from the rest, so one forward pass
+per example yields all B(B-1)/2 pairs. As in fine-tuning, only the top ``unfreeze_layers`` blocks train and the
+frozen blocks below run once (their outputs are cached), with discriminative learning rates. The number of
+steps grows with the data (see :func:`step_budget`); with a validation split (enough examples per class),
+training stops early when nearest-centroid macro-F1 on it stops improving. Then the configured head is fitted
+on the moved embeddings of every training example. The saved model is the moved tensors and the head:
+predicting costs what it costs for any fine-tuned model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from transferkit.config import FitConfig
+from transferkit.model import TransferModel
+from transferkit.strategies.body import caches_prefix, close_body, collate, embedder, examples_of, open_body
+from transferkit.strategies.common import FitRun, per_class, validation_split
+from transferkit.strategies.feature_extraction.fit import fit_head
+from transferkit.training import train
+
+# Each example is seen in about this many batches; bounded below (tiny data still needs a few dozen steps to
+# move the encoder) and above (the cost of a step is fixed, the gain flattens).
+PASSES = 20
+MIN_STEPS, MAX_STEPS = 30, 300
+ROUNDS = 5  # validation rounds (early stopping) over the step budget
+# From this many examples per class a fifth is held out to stop early on; below, a held-out part would be too
+# small to measure and its examples are worth more as training pairs, so the step budget runs out in full.
+EARLY_STOPPING_MIN_PER_CLASS = 16
+
+
+def step_budget(n: int, batch_size: int) -> int:
+    """Optimiser steps for ``n`` training examples."""
+    return int(np.clip(np.ceil(PASSES * n / batch_size), MIN_STEPS, MAX_STEPS))
+
+
+def examples_processed(n: int, config: FitConfig) -> int:
+    """Examples contrastive training passes through the trained blocks: its steps times the batch."""
+    return (config.option("contrastive_steps") or step_budget(n, config.batch_size)) * config.batch_size
+
+
+def positives(target: torch.Tensor, task: str) -> torch.Tensor:
+    """(B, B) weights of each pair as positives: same class (1) or, for multi-label, the Jaccard similarity of
+    the two label sets; 0 on the diagonal."""
+    if task == "multilabel":
+        labels = target.float()
+        shared = labels @ labels.T
+        union = labels.sum(1, keepdim=True) + labels.sum(1) - shared
+        weights = torch.where(union > 0, shared / union.clamp(min=1), torch.zeros_like(shared))
+    else:
+        weights = (target[:, None] == target[None, :]).float()
+    return weights.fill_diagonal_(0.0)
+
+
+def supervised_contrastive_loss(embeddings: torch.Tensor, weights: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over anchors with a positive of ``-sum_p w_ip log softmax_{a != i}(z_i . z_a / t)_p / sum_p w_ip``.
+
+    Shape:
+        embeddings (B, d) (normalised here), weights (B, B) -> scalar.
+    """
+    z = torch.nn.functional.normalize(embeddings, dim=-1)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_probability = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    log_probability = log_probability.masked_fill(self_mask, 0.0)
+    total = weights.sum(1)
+    anchors = total > 0
+    if not anchors.any():
+        return (embeddings * 0.0).sum()  # no pair in the batch shares a class: nothing to learn from it
+    return (-(weights * log_probability).sum(1)[anchors] / total[anchors]).mean()
+
+
+def balanced_batches(target: np.ndarray, task: str, batch_size: int, generator: torch.Generator):
+    """Endless class-balanced batches of indices: as many classes as fit with at least 2 examples each, every
+    class drawn in turn, so each batch holds positives for every anchor it can."""
+    if task == "multilabel":  # group by the first label of each row
+        groups_of = [tuple(np.flatnonzero(row)[:1]) for row in target]
+    else:
+        groups_of = [int(value) for value in target]
+    groups: dict[Any, list[int]] = {}
+    for index, key in enumerate(groups_of):
+        groups.setdefault(key, []).append(index)
+    keys = list(groups)
+    per_group = max(2, batch_size // max(1, min(len(keys), batch_size // 2)))
+    queues: dict[Any, list[int]] = {key: [] for key in keys}
+    order: list[Any] = []
+    while True:
+        if not order:
+            order = [keys[i] for i in torch.randperm(len(keys), generator=generator).tolist()]
+        batch: list[int] = []
+        while len(batch) < batch_size and order:
+            key = order.pop()
+            for _ in range(per_group):
+                if not queues[key]:
+                    members = groups[key]
+                    queues[key] = [members[i] for i in torch.randperm(len(members), generator=generator).tolist()]
+                batch.append(queues[key].pop())
+        yield batch
+
+
+def fit(run: FitRun) -> TransferModel:
+    """Contrastive training of the top blocks (or their LoRA adapters), then the head on every training example."""
+    settings = run.settings("contrastive")
+    backbone, config, encoder = run.backbone, run.config, run.encoder
+    fit_part, valid = run.fit_part, None
+    if per_class(run.target, encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
+        keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
+        fit_part, valid = validation_split(keys, encoder.task, config)
+    inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
+    body = open_body(backbone, config, weight_decay=config.weight_decay)
+    steps = settings.contrastive_steps or step_budget(len(inputs), config.batch_size)
+    seed = 0 if config.seed is None else config.seed
+    rounds = ROUNDS if valid is not None else 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        cache = caches_prefix(backbone, run.inputs, body, config)
+        backbone.module.eval()
+        train_examples = examples_of(backbone, inputs, body.first, config.batch_size, cache)
+        valid_examples = None
+        if valid is not None:
+            valid_examples = examples_of(backbone, [run.inputs[i] for i in valid], body.first, config.batch_size, cache)
+        labels = torch.from_numpy(np.asarray(target))
+        sampler = balanced_batches(np.asarray(target), encoder.task, config.batch_size,
+                                   torch.Generator().manual_seed(seed))  # fmt: skip
+        embed = embedder(backbone, body.first, cache)
+
+        def batches(_: int):
+            for _step in range(steps // rounds):
+                index = next(sampler)
+                yield collate([train_examples[i] for i in index]), labels[index]
+
+        def loss_of(batch) -> torch.Tensor:
+            inputs_batch, y = batch
+            return supervised_contrastive_loss(embed(inputs_batch), positives(y, encoder.task), settings.temperature)
+
+        def validate() -> dict[str, float]:
+            reference = _embed_all(train_examples, embed, config.batch_size)
+            held = _embed_all(valid_examples, embed, config.batch_size)
+            return {"score": _centroid_f1(reference, target, held, run.target[valid], encoder.task)}
+
+        result = train(
+            parameters=body.trainable,
+            optimizer=torch.optim.AdamW(body.groups),
+            batches=batches,
+            steps_per_epoch=steps // rounds,
+            loss_of=loss_of,
+            validate=validate if valid_examples is not None else None,
+            epochs=rounds,
+            patience=config.patience,
+            set_train_mode=backbone.module.train,
+            quiet=config.quiet,
+            description="contrastive",
+        )
+        backbone.module.eval()
+        everything = train_examples if valid is None else _merge(train_examples, fit_part, valid_examples, valid)
+        embeddings = _embed_all(everything, embed, config.batch_size).numpy()
+    changed, adapter = close_body(backbone, body)
+    head, head_info = fit_head(embeddings, run.target, encoder, config)
+    info = {
+        **head_info,
+        "trained_blocks": [body.blocks.start, body.blocks.stop - 1],
+        "num_blocks": backbone.num_blocks,
+        "frozen_prefix_cached": cache,
+        "adapter": None if adapter is None else {k: v for k, v in adapter["config"].items() if k != "targets"},
+        "steps": steps,
+        "temperature": settings.temperature,
+        "best_round": result.best_epoch,
+        "rounds_run": result.epochs_run,
+        "seconds": round(result.seconds, 2),
+        "history": result.history,
+    }
+    return TransferModel(
+        backbone=backbone, head=head, target=encoder, config=config, strategy="contrastive", finetuned=changed,
+        adapter=adapter, info=info,
+    )  # fmt: skip
+
+
+def _merge(first: list[dict], first_part: np.ndarray, second: list[dict], second_part: np.ndarray) -> list[dict]:
+    """The examples of two disjoint parts, back in the order of the indices they came from."""
+    merged: list[dict] = [{}] * (len(first) + len(second))
+    for examples, part in ((first, first_part), (second, second_part)):
+        for position, index in enumerate(part):
+            merged[index] = examples[position]
+    return merged
+
+
+@torch.no_grad()
+def _embed_all(examples: list[dict], embed, batch_size: int) -> torch.Tensor:
+    return torch.cat([embed(collate(examples[s : s + batch_size])) for s in range(0, len(examples), batch_size)])
+
+
+def _centroid_f1(train: torch.Tensor, target: np.ndarray, held: torch.Tensor, truth: np.ndarray, task: str) -> float:
+    """Macro-F1 of the nearest class centroid (cosine) on held-out embeddings: how well the classes separate."""
+    train = torch.nn.functional.normalize(train, dim=-1).numpy()
+    held = torch.nn.functional.normalize(held, dim=-1).numpy()
+    if task == "multilabel":
+        scores = []
+        for column in range(target.shape[1]):
+            on, off = train[target[:, column] == 1], train[target[:, column] == 0]
+            if len(on) == 0 or len(off) == 0:
+                continue
+            predicted = (held @ on.mean(0) > held @ off.mean(0)).astype(int)
+            scores.append(f1_score(truth[:, column].astype(int), predicted, zero_division=0))
+        return float(np.mean(scores)) if scores else 0.0
+    centroids = np.stack([train[target == c].mean(0) for c in range(int(target.max()) + 1)])
+    return float(f1_score(truth, (held @ centroids.T).argmax(1), average="macro", zero_division=0))

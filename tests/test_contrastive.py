@@ -1,0 +1,143 @@
+"""Contrastive few-shot training and LoRA adapters: the loss on hand cases, class-balanced batches, the step
+budget, what moves and what is saved, and on the real MiniLM that training separates the classes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import transferkit as tk
+from transferkit.backbones import create_backbone
+from transferkit.config import FitConfig
+from transferkit.errors import BackboneError, ModelFolderError, TransferKitError
+from transferkit.strategies.contrastive.fit import (
+    MAX_STEPS,
+    MIN_STEPS,
+    _centroid_f1,
+    balanced_batches,
+    positives,
+    step_budget,
+    supervised_contrastive_loss,
+)
+from transferkit.strategies.fit import fit_model
+
+
+def test_the_loss_is_low_when_classes_cluster_and_high_when_they_mix():
+    labels = torch.tensor([0, 0, 1, 1])
+    weights = positives(labels, "classification")
+    clustered = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99]])
+    mixed = clustered[[0, 2, 1, 3]]
+    low = supervised_contrastive_loss(clustered, weights, temperature=0.1)
+    high = supervised_contrastive_loss(mixed, weights, temperature=0.1)
+    assert low < 0.05 < 1.0 < high
+    # Hand value: each anchor's one positive at similarity ~1 and two negatives at ~0, temperature 1.
+    one = supervised_contrastive_loss(torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]]), weights, 1.0)
+    assert float(one) == pytest.approx(-np.log(np.e / (np.e + 2)), rel=1e-5)
+
+
+def test_positives_are_same_class_pairs_or_label_set_overlap():
+    classes = positives(torch.tensor([0, 1, 0]), "classification")
+    assert classes.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    sets = positives(torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 1]]), "multilabel")
+    assert sets[0, 1] == pytest.approx(0.5) and sets[0, 2] == 0 and sets[0, 0] == 0
+
+
+def test_a_batch_without_any_positive_pair_contributes_nothing():
+    embeddings = torch.randn(3, 4, requires_grad=True)
+    loss = supervised_contrastive_loss(embeddings, positives(torch.tensor([0, 1, 2]), "classification"), 0.1)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.all(embeddings.grad == 0)
+
+
+def test_batches_are_class_balanced_with_positives_for_every_anchor():
+    target = np.repeat(np.arange(8), 8)
+    batches = balanced_batches(target, "classification", 32, torch.Generator().manual_seed(0))
+    for _ in range(10):
+        batch = next(batches)
+        counts = np.bincount(target[batch], minlength=8)
+        assert len(batch) == 32 and counts.max() == counts[counts > 0].min() >= 2
+
+
+def test_the_step_budget_grows_with_the_data_within_bounds():
+    assert step_budget(16, 32) == MIN_STEPS and step_budget(100_000, 32) == MAX_STEPS
+    assert MIN_STEPS < step_budget(256, 32) < MAX_STEPS
+
+
+def test_contrastive_refuses_regression_and_inference_only_backbones_in_one_line(afinn_frame):
+    words, valence = afinn_frame["text"].tolist(), afinn_frame["valence"].astype(float).tolist()
+    with pytest.raises(TransferKitError, match="strategy 'contrastive' does not learn regression; choose one of"):
+        fit_model(words, valence, task="regression", backbone="toy-text", config=FitConfig(strategy="contrastive"))
+    with pytest.raises(BackboneError, match="cannot be fine-tuned; use --strategy feature-extraction"):
+        fit_model(words, afinn_frame["sentiment"].tolist(), task="classification", backbone="e5-small",
+                  config=FitConfig(strategy="contrastive"))  # fmt: skip
+
+
+def test_contrastive_is_deterministic_with_a_seed(spam_frame):
+    texts, y = spam_frame["text"].tolist()[:40], spam_frame["label"].tolist()[:40]
+    config = FitConfig.from_settings(strategy="contrastive", seed=3, quiet=True, contrastive_steps=6)
+    first = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
+    second = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
+    np.testing.assert_array_equal(first.scores(texts), second.scores(texts))
+
+
+def test_on_the_real_minilm_contrastive_training_separates_the_classes(spam_groups_frame):
+    """Held-out e-mails of three kinds: nearest-centroid macro-F1 on the moved embeddings beats the frozen ones."""
+    texts, y = spam_groups_frame["text"].tolist(), spam_groups_frame["category"].tolist()
+    train, held = slice(0, 36), slice(36, None)
+    frozen = create_backbone("minilm")
+    config = FitConfig.from_settings(strategy="contrastive", quiet=True, seed=0)
+    model = fit_model(texts[train], y[train], task="classification", backbone=frozen, config=config)
+    classes = sorted(set(y))
+    target = np.array([classes.index(v) for v in y])
+
+    def separation(backbone):
+        features = torch.from_numpy(backbone.encode(texts))
+        return _centroid_f1(features[train], target[train], features[held], target[held], "classification")
+
+    assert model.strategy == "contrastive" and model.info["steps"] == step_budget(36, config.batch_size)
+    assert separation(model.backbone) > separation(frozen) + 0.05
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "contrastive"])
+def test_lora_trains_only_adapters_and_the_folder_keeps_only_them(strategy, spam_frame, tmp_path):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    backbone = create_backbone("toy-text")
+    before = {name: p.detach().clone() for name, p in backbone.module.named_parameters()}
+    config = FitConfig.from_settings(strategy=strategy, adapter="lora", lora_rank=4, epochs=2, quiet=True,
+                                     contrastive_steps=8)  # fmt: skip
+    model = fit_model(texts[:40], y[:40], task="classification", backbone=backbone, config=config)
+    after = dict(model.backbone.module.named_parameters())
+    assert set(after) == set(before)  # adapters merged and removed: the module is plain again
+    moved = {name for name in before if not torch.equal(after[name].detach(), before[name])}
+    assert moved and moved <= set(model.adapter["merged"]) and all(name.endswith(".weight") for name in moved)
+    assert all(name.startswith("encoder.layer.") for name in model.adapter["merged"])  # the trained blocks only
+    folder = tk.save(model, tmp_path / "model")
+    assert not (folder / "backbone.safetensors").exists()
+    adapter = load_file(str(folder / "adapter.safetensors"))
+    assert adapter and all(".lora_" in name for name in adapter)
+    assert json.loads((folder / "adapter_config.json").read_text())["rank"] == 4
+    loaded = tk.load(folder)
+    np.testing.assert_allclose(loaded.scores(texts[40:]), model.scores(texts[40:]), rtol=1e-5, atol=1e-5)
+    assert json.loads((folder / "config.json").read_text())["state"] == ["lora-adapter", "head"]
+
+
+def test_lora_adapters_load_only_onto_the_backbone_they_were_trained_on(spam_frame, tmp_path):
+    texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
+    config = FitConfig.from_settings(strategy="finetune", adapter="lora", epochs=1, quiet=True)
+    folder = tk.save(fit_model(texts, y, task="classification", backbone="toy-text", config=config), tmp_path / "m")
+    saved = json.loads((folder / "config.json").read_text())
+    saved["backbone"]["weights_sha256"] = "0" * 64
+    (folder / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ModelFolderError, match="differs from the one"):
+        tk.load(folder)
+
+
+def test_lora_says_so_when_the_trained_blocks_have_no_linear_layer(afinn_frame):
+    words, labels = afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist()
+    config = FitConfig.from_settings(strategy="finetune", adapter="lora", quiet=True)
+    with pytest.raises(TransferKitError, match=r"no linear layers in the blocks it would train.*--adapter none"):
+        fit_model(words, labels, task="classification", backbone="glove-50d", config=config)
