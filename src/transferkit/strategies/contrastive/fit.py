@@ -5,7 +5,7 @@ SetFit trains a sentence encoder on generated pairs (same class: similar; differ
 forward passes per pair, then fits a logistic head on the moved embeddings. Here every batch is class
 balanced and scored with the supervised contrastive loss (Khosla et al. 2020, https://arxiv.org/abs/2004.11362):
 each of its B examples is pulled toward the others of its class and pushed from the rest, so one forward pass
-per example yields all B(B-1)/2 pairs. As in fine-tuning, only the top ``unfreeze_layers`` blocks train and the
+per example yields all B(B-1)/2 pairs. As in fine-tuning, only the top ``contrastive_layers`` blocks train and the
 frozen blocks below run once (their outputs are cached), with discriminative learning rates. The number of
 steps grows with the data (see :func:`step_budget`); with a validation split (enough examples per class),
 training stops early when nearest-centroid macro-F1 on it stops improving. Then the configured head is fitted
@@ -117,7 +117,8 @@ def fit(run: FitRun) -> TransferModel:
         keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
         fit_part, valid = validation_split(keys, encoder.task, config)
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
-    body = open_body(backbone, config, weight_decay=config.weight_decay)
+    body = open_body(backbone, config, weight_decay=config.weight_decay, layers=settings.contrastive_layers,
+                     learning_rate=settings.contrastive_learning_rate)  # fmt: skip
     steps = settings.contrastive_steps or step_budget(len(inputs), config.batch_size)
     seed = 0 if config.seed is None else config.seed
     rounds = ROUNDS if valid is not None else 1
