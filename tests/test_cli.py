@@ -326,10 +326,10 @@ def test_default_real_backbone_auto_fit_and_predict(fits, uses, work, spam_csv):
     config = json.loads((work / "minilm-model" / "config.json").read_text(encoding="utf-8"))
     assert config["backbone"]["name"] == ("tfidf" if config["strategy"] == "tfidf-lr" else "minilm")
     auto = config["training"]["auto"]
-    assert auto["chosen"] in ("feature-extraction", "finetune", "tfidf-lr")
+    assert auto["chosen"] in ("feature-extraction", "finetune", "contrastive", "tfidf-lr")
     assert "auto:" in result.stdout
     assert squeezed(f"auto: {auto['reason']}") in squeezed(result.stdout)
-    # auto's documented rule: below AUTO_MIN_PER_CLASS (16) labels per class it keeps feature extraction without
+    # auto's documented rule: below AUTO_MIN_PER_CLASS (16) labels per class it uses its few-shot choice without
     # measuring; from 16 up it cross-validates the arms (3 folds, repeated 5 times up to 600 examples) and
     # another arm replaces feature extraction only when it scores more than AUTO_MARGIN (0.01) higher.
     truth = pd.read_csv(spam_csv)

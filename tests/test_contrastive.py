@@ -14,6 +14,7 @@ import transferkit as tk
 from transferkit.backbones import create_backbone
 from transferkit.config import FitConfig
 from transferkit.errors import BackboneError, ModelFolderError, TransferKitError
+from transferkit.strategies.common import FitRun
 from transferkit.strategies.contrastive.fit import (
     MAX_STEPS,
     MIN_STEPS,
@@ -23,7 +24,9 @@ from transferkit.strategies.contrastive.fit import (
     step_budget,
     supervised_contrastive_loss,
 )
+from transferkit.strategies.contrastive.fit import fit as contrastive_fit
 from transferkit.strategies.fit import fit_model
+from transferkit.targets import TargetEncoder
 
 
 def test_the_loss_is_low_when_classes_cluster_and_high_when_they_mix():
@@ -141,3 +144,14 @@ def test_lora_says_so_when_the_trained_blocks_have_no_linear_layer(afinn_frame):
     config = FitConfig.from_settings(strategy="finetune", adapter="lora", quiet=True)
     with pytest.raises(TransferKitError, match=r"no linear layers in the blocks it would train.*--adapter none"):
         fit_model(words, labels, task="classification", backbone="glove-50d", config=config)
+
+
+def test_contrastive_trains_on_every_input_of_a_run_split_for_another_strategy(spam_frame):
+    """auto hands the winner the run fit_model split for early stopping; contrastive holds out its own part."""
+    texts, y = spam_frame["text"].tolist()[:40], spam_frame["label"].tolist()[:40]
+    encoder = TargetEncoder.fit(y, "classification")
+    config = FitConfig.from_settings(strategy="contrastive", quiet=True, contrastive_steps=4)
+    run = FitRun(inputs=texts, target=encoder.encode(y), encoder=encoder, backbone=create_backbone("toy-text"),
+                 config=config, fit_part=np.arange(32), valid_part=np.arange(32, 40))  # fmt: skip
+    model = contrastive_fit(run)
+    assert len(model.predict(texts)) == 40 and set(model.predict(texts)) <= set(y)

@@ -250,21 +250,26 @@ def test_bad_settings_name_the_value_and_the_fix(settings, message):
         FitConfig(**settings)
 
 
-def test_auto_below_the_minimum_per_class_keeps_feature_extraction_and_says_why(spam_frame):
-    """8 labels per class: no comparison is trusted; the frozen head is used and the reason names the minimum."""
-    from transferkit.strategies.auto.fit import AUTO_MIN_PER_CLASS
+def test_auto_below_the_minimum_per_class_uses_the_few_shot_choice_and_says_why(spam_frame):
+    """8 labels per class: no comparison is trusted; texts on a backbone that can train get contrastive training
+    (what measured best at that size), within the time budget; otherwise the frozen head. The reason says which."""
+    from transferkit.strategies.auto.fit import AUTO_MIN_PER_CLASS, FEW_SHOT
 
     frame = spam_frame.groupby("label").head(8)
-    model = fit_model(
-        frame["text"].tolist(),
-        frame["label"].tolist(),
-        task="classification",
-        backbone="toy-text",
-        config=FitConfig(strategy="auto", quiet=True),
-    )
-    assert model.strategy == "feature-extraction"
+    texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    model = fit_model(texts, labels, task="classification", backbone="toy-text",
+                      config=FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4))  # fmt: skip
+    assert model.strategy == FEW_SHOT["text"] == "contrastive" and model.finetuned
     assert model.info["auto"]["per_class"] == 8 < AUTO_MIN_PER_CLASS
     assert f"below {AUTO_MIN_PER_CLASS}" in model.info["auto"]["reason"] and "scores" not in model.info["auto"]
+    hurried = fit_model(texts, labels, task="classification", backbone="toy-text",
+                        config=FitConfig.from_settings(strategy="auto", quiet=True, time_budget=0.001))  # fmt: skip
+    assert hurried.strategy == "feature-extraction" and not hurried.finetuned
+    assert "contrastive skipped" in hurried.info["auto"]["reason"]
+    inference_only = fit_model(texts, labels, task="classification", backbone="e5-small",
+                               config=FitConfig(strategy="auto", quiet=True))  # fmt: skip
+    assert inference_only.strategy == "feature-extraction"
+    assert inference_only.info["auto"]["reason"].startswith("feature-extraction: with 8 labeled examples per class")
 
 
 @pytest.mark.parametrize("present", [["a", "c", "d"], ["b", "d"]])

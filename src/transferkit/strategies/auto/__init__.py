@@ -17,7 +17,8 @@ class AutoSettings:
 register_strategy(
     name="auto",
     summary="from 16 labels per class, cross-validates feature extraction, the cheap from-scratch models and, "
-    "within --time-budget, the strategies that train the body; keeps the best (the frozen head below 16)",
+    "within --time-budget, the strategies that train the body; keeps the best (below 16: contrastive for texts, "
+    "else the frozen head)",
     entry="fit:fit",
     package=__name__,
     kind="meta",

@@ -10,7 +10,9 @@ pay, auto says so and does not use it (negative transfer); and the transfer stra
 (fine-tuning), when the backbone has gradients and the time budget covers their ``folds + 1`` runs.
 An arm replaces the cheaper feature extraction only when it wins fold by fold by more than ``AUTO_MARGIN``
 and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` labels per class nothing is
-measured: feature extraction is used (cross-validating 8 examples picks the worse arm too often).
+measured (cross-validating 8 examples picks the worse arm too often): auto uses the strategy that measured best at
+that size for the modality (``FEW_SHOT``: contrastive training for texts), when the backbone can train and the
+time budget covers it, and feature extraction otherwise.
 """
 
 from __future__ import annotations
@@ -36,22 +38,20 @@ AUTO_REPEAT_MAX_N = 600  # ... up to this many examples
 # fine-tuning lost to it on every data set we measured, and cross-validation on 8-16 examples picked TF-IDF
 # over it where it was worse on held-out data (benchmarks/auto_choice.py, `transferkit compare`).
 AUTO_MIN_PER_CLASS = 16
+# Below AUTO_MIN_PER_CLASS, the strategy that measured best at 8 labels per class, by modality (elsewhere: the
+# frozen head, which was the best or within a point of it on the image and audio benchmarks).
+FEW_SHOT = {"text": "contrastive"}
+FEW_SHOT_EVIDENCE = "the few-shot text table in benchmarks/README.md"
 
 
 def fit(run: FitRun) -> TransferModel:
     """Measure the arms on ``run`` (all of its examples) and fit the winner."""
     start = time.perf_counter()
     backbone, target, encoder, config = run.backbone, run.target, run.encoder, run.config
-    embeddings = run.embeddings()
     smallest = per_class(target, encoder)
     if smallest < AUTO_MIN_PER_CLASS:
-        unit = "examples" if encoder.task == "regression" else "labeled examples per class"
-        reason = (
-            f"feature-extraction: with {smallest} {unit} (below {AUTO_MIN_PER_CLASS}) no strategy can be "
-            "validated reliably, and the frozen backbone was the best or within a point of it at that size in "
-            "our measurements"
-        )
-        return _frozen_head(run, {"per_class": smallest}, reason)
+        return _few_shot(run, smallest, start)
+    embeddings = run.embeddings()
     repeats = AUTO_REPEATS if len(run.inputs) <= AUTO_REPEAT_MAX_N else 1
     splits = folds(target, encoder, config, repeats=repeats)
     assert splits is not None  # AUTO_MIN_PER_CLASS examples per class leave enough for every fold
@@ -109,6 +109,32 @@ def fit(run: FitRun) -> TransferModel:
     model = STRATEGIES.get(chosen).implementation()(run)
     model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
     return _announce(model)
+
+
+def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
+    """Below ``AUTO_MIN_PER_CLASS`` nothing is measured: the strategy that measured best at that size on the
+    modality's benchmark (``FEW_SHOT``), when the backbone can train and the time budget covers it; else the
+    frozen head."""
+    backbone, encoder, config = run.backbone, run.encoder, run.config
+    unit = "examples" if encoder.task == "regression" else "labeled examples per class"
+    why = f"with {smallest} {unit} (below {AUTO_MIN_PER_CLASS}) no strategy can be validated reliably"
+    choice = FEW_SHOT.get(backbone.modality)
+    note = ""
+    if choice is not None and backbone.trainable and encoder.task in STRATEGIES.get(choice).tasks:
+        work = STRATEGIES.get(choice).module().examples_processed(len(run.inputs), config)
+        estimate = _estimate_seconds(backbone, run.inputs, work, config)
+        left = run.settings("auto").time_budget - (time.perf_counter() - start)
+        if estimate <= left:
+            model = STRATEGIES.get(choice).implementation()(run)
+            reason = f"{choice}: {why}, and {choice} measured best at 8 labels per class ({FEW_SHOT_EVIDENCE})"
+            model.info["auto"] = {"per_class": smallest, "chosen": choice, "reason": reason}
+            return _announce(model)
+        note = f"; {choice} skipped: it would take ~{estimate:.0f}s and the time budget leaves {max(left, 0):.0f}s"
+    reason = (
+        f"feature-extraction: {why}, and the frozen backbone was the best or within a point of it at that size in "
+        f"our measurements{note}"
+    )
+    return _frozen_head(run, {"per_class": smallest}, reason)
 
 
 def _cross_validate(

@@ -112,7 +112,9 @@ def fit(run: FitRun) -> TransferModel:
     """Contrastive training of the top blocks (or their LoRA adapters), then the head on every training example."""
     settings = run.settings("contrastive")
     backbone, config, encoder = run.backbone, run.config, run.encoder
-    fit_part, valid = run.fit_part, None
+    # It holds out its own validation part (or none): every input of the run is its training data, also when
+    # auto hands it a run split for the strategies that early-stop on fit_model's split.
+    fit_part, valid = np.arange(len(run.inputs)), None
     if per_class(run.target, encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
         keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
         fit_part, valid = validation_split(keys, encoder.task, config)
