@@ -85,6 +85,16 @@ def build_afinn(root: Path) -> None:
     print("afinn", len(frame), frame["sentiment"].value_counts().to_dict())
 
 
+def _passages(text: str, seen: set[str]):
+    """Passages of 3 sentences (150-1,000 characters) of an address, each yielded once across calls (``seen``)."""
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", re.sub(r"\s+", " ", text).strip())
+    for start in range(0, len(sentences) - 2, 3):
+        passage = " ".join(sentences[start : start + 3])
+        if 150 <= len(passage) <= 1000 and passage not in seen:
+            seen.add(passage)
+            yield passage
+
+
 def build_sotu(root: Path, per_party: int = 1500, seed: int = 0) -> None:
     """Passages of ~3 sentences from State of the Union addresses since 1861, labeled by the President's party."""
     data = _package(root, "sotu") / "data"
@@ -94,12 +104,8 @@ def build_sotu(root: Path, per_party: int = 1500, seed: int = 0) -> None:
         party = {"Democratic": "democratic", "Republican": "republican"}.get(record["party"])
         if party is None or int(record["year"]) < 1861:
             continue
-        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", re.sub(r"\s+", " ", record["text"]).strip())
-        for start in range(0, len(sentences) - 2, 3):
-            passage = " ".join(sentences[start : start + 3])
-            if 150 <= len(passage) <= 1000 and passage not in seen:
-                seen.add(passage)
-                rows.append({"text": passage, "label": party, "year": int(record["year"]), "president": record["name"]})
+        for passage in _passages(record["text"], seen):
+            rows.append({"text": passage, "label": party, "year": int(record["year"]), "president": record["name"]})
     frame = pd.DataFrame(rows)
     frame = frame.groupby("label", group_keys=False).sample(n=per_party, random_state=seed).sort_index()
     frame.to_csv(OUT / "sotu_party.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
@@ -119,12 +125,8 @@ def build_sotu_president(root: Path, per_president: int = 150, seed: int = 0) ->
         record = json.loads(path.read_text(encoding="utf-8"))
         if record["name"] not in PRESIDENTS:
             continue
-        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", re.sub(r"\s+", " ", record["text"]).strip())
-        for start in range(0, len(sentences) - 2, 3):
-            passage = " ".join(sentences[start : start + 3])
-            if 150 <= len(passage) <= 1000 and passage not in seen:
-                seen.add(passage)
-                rows.append({"text": passage, "label": record["name"], "year": int(record["year"])})
+        for passage in _passages(record["text"], seen):
+            rows.append({"text": passage, "label": record["name"], "year": int(record["year"])})
     frame = pd.DataFrame(rows)
     frame = frame.groupby("label", group_keys=False).sample(n=per_president, random_state=seed).sort_index()
     frame.to_csv(OUT / "sotu_president.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
