@@ -27,7 +27,7 @@ from transferkit.cli.app import (
 )
 from transferkit.errors import TransferKitError
 from transferkit.selection.scores import score_names  # the rank command's --score help lists the score table
-from transferkit.strategies.registry import STRATEGIES
+from transferkit.strategies.registry import STRATEGIES, transfer_arms
 
 
 @app.command()
@@ -110,10 +110,7 @@ def compare(
     seeds: Annotated[int, typer.Option(help="Samples per budget (the full set runs once).")] = 3,
     strategies: Annotated[
         str,
-        typer.Option(
-            help="Transfer arms, comma-separated: "
-            + ", ".join(spec.name for spec in STRATEGIES if spec.kind != "scratch")
-        ),
+        typer.Option(help="Transfer arms, comma-separated: " + ", ".join(transfer_arms())),
     ] = "feature-extraction,finetune",
     baselines: Annotated[
         str | None,

@@ -32,7 +32,7 @@ from transferkit.experiments.baselines import BASELINES, baselines_for
 from transferkit.model import TransferModel
 from transferkit.progress import progress_bar, say
 from transferkit.strategies.fit import fit_model
-from transferkit.strategies.registry import STRATEGIES
+from transferkit.strategies.registry import STRATEGIES, transfer_arms
 from transferkit.targets import TargetEncoder
 
 DEFAULT_BUDGETS: tuple[int | str, ...] = (4, 8, 16, 32, 64, "full")
@@ -133,7 +133,7 @@ def compare(
     budgets = parse_budgets(budgets)
     if seeds < 1:
         raise TransferKitError(f"seeds must be >= 1, got {seeds}")
-    transfer = transfer_strategies()
+    transfer = transfer_arms()
     for strategy in strategies:
         if strategy not in transfer:
             raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(transfer)}")
@@ -219,12 +219,6 @@ def compare(
     )
     result["chosen"] = _chosen_details(result, runs, outputs, truth, target, test_y)
     return result
-
-
-def transfer_strategies() -> list[str]:
-    """The strategies ``compare`` can run as transfer arms: every registered one that is not from scratch (those
-    are baselines)."""
-    return [name for name in STRATEGIES.names() if STRATEGIES.get(name).kind != "scratch"]
 
 
 def _predict_seconds(history: dict[int, list[float]], n: int) -> float:

@@ -159,6 +159,12 @@ def register_strategy(**declaration: Any) -> StrategySpec:
     return STRATEGIES.register(StrategySpec(**declaration))
 
 
+def transfer_arms() -> list[str]:
+    """The strategies ``compare`` can run as transfer arms: every registered one that is not from scratch (those
+    are baselines)."""
+    return [spec.name for spec in STRATEGIES if spec.kind != "scratch"]
+
+
 def strategy_settings_owner(name: str) -> StrategySpec | None:
     """The strategy that declares the setting ``name``, or None."""
     return next((spec for spec in STRATEGIES if name in spec.setting_names()), None)
