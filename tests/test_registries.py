@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,6 +126,15 @@ def test_a_strategy_refuses_a_modality_it_does_not_run_on():
     clips, y = _clips(8)
     with pytest.raises(TransferKitError, match="runs on text inputs, not audio"):
         fit_model(clips, y, task="classification", config=FitConfig(strategy="tfidf-lr", quiet=True))
+
+
+def test_strategy_order_does_not_depend_on_which_package_was_imported_first():
+    script = "import transferkit.strategies.{} ; from transferkit.strategies.registry import STRATEGIES; print(STRATEGIES.names())"
+    orders = {
+        subprocess.run([sys.executable, "-c", script.format(first)], capture_output=True, text=True, check=True).stdout
+        for first in ("contrastive", "scratch", "registry")
+    }
+    assert orders == {f"{STRATEGIES.names()}\n"}
 
 
 def _declared_settings() -> list:

@@ -118,12 +118,16 @@ class StrategyRegistry:
                 if module.ispkg:
                     importlib.import_module(f"{package}.{module.name}")
 
-    def names(self, *, kind: str | None = None, modality: str | None = None, task: str | None = None) -> list[str]:
-        """Registered names (in discovery order), optionally only those of ``kind`` / for ``modality`` / ``task``."""
+    def _ordered(self) -> list[StrategySpec]:
+        """Specs in a fixed order (by package, then declaration), whatever imported which package first."""
         self._discover()
+        return sorted(self._specs.values(), key=lambda spec: spec.package)  # stable: declaration order kept
+
+    def names(self, *, kind: str | None = None, modality: str | None = None, task: str | None = None) -> list[str]:
+        """Registered names (by package), optionally only those of ``kind`` / for ``modality`` / ``task``."""
         return [
-            name
-            for name, spec in self._specs.items()
+            spec.name
+            for spec in self._ordered()
             if (kind is None or spec.kind == kind)
             and (modality is None or modality in spec.modalities)
             and (task is None or task in spec.tasks)
@@ -139,7 +143,7 @@ class StrategyRegistry:
         if name not in self._specs:
             close = difflib.get_close_matches(name, list(self._specs), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise TransferKitError(f"unknown strategy {name!r}; {hint}choose one of: {', '.join(self._specs)}")
+            raise TransferKitError(f"unknown strategy {name!r}; {hint}choose one of: {', '.join(self.names())}")
         return self._specs[name]
 
     def __contains__(self, name: object) -> bool:
@@ -147,8 +151,7 @@ class StrategyRegistry:
         return name in self._specs
 
     def __iter__(self):
-        self._discover()
-        return iter(list(self._specs.values()))
+        return iter(self._ordered())
 
 
 STRATEGIES = StrategyRegistry()
