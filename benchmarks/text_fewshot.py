@@ -20,6 +20,7 @@ batch size, 16 for transferkit and SetFit; --batch-size sets transferkit's, e.g.
 
 Run:  python benchmarks/text_fewshot.py [--datasets fortune-topics,sotu-president] [--budgets 8,16,64] [--seeds 5]
       python benchmarks/text_fewshot.py --table-only   # print the table of the last run from its JSON
+      python benchmarks/text_fewshot.py --merge a.json b.json   # one table from several runs' rows
 """
 
 from __future__ import annotations
@@ -155,9 +156,21 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "text_fewshot.json"))
     parser.add_argument("--table-only", action="store_true", help="print the table from --output and exit")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="print one table from the rows of these runs' JSON files (a later file's row replaces an "
+                        "earlier one of the same data set, budget, seed and method) and exit")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16, help="transferkit's batch size (training and encoding)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them)")
     args = parser.parse_args()
+    if args.merge:
+        merged = {}
+        for file in args.merge:
+            for row in json.loads(Path(file).read_text()):
+                merged[(row["dataset"], row["budget"], row["seed"], row["method"])] = row
+        wanted = args.methods.split(",")
+        rows = [r for r in merged.values() if r["method"] in wanted]
+        print_table(rows, [m for m in wanted if any(r["method"] == m for r in rows)])
+        return
     if args.table_only:
         rows = json.loads(Path(args.output).read_text())
         print_table(rows, list(dict.fromkeys(r["method"] for r in rows)))
@@ -221,29 +234,38 @@ def print_table(rows: list[dict], methods: list[str]) -> None:
             cells.append(f"{f1.mean():.3f} ± {f1.std():.3f} ({np.mean([r['seconds'] for r in runs]):.0f}s)"
                          if runs else "n/a")  # fmt: skip
         print(f"| {dataset} | {budget} | " + " | ".join(cells) + " |")
-    print("\nmean over data sets (macro-F1; wall seconds; peak RSS MB, the largest run)")
+    print("\nmean over the data sets every method of the row ran on, listed at its end (macro-F1; wall seconds;")
+    print("peak RSS MB, the largest run)")
     print("| labels/class | " + " | ".join(methods) + " |")
     print("|" + "---|" * (len(methods) + 1))
     for budget in sorted({r["budget"] for r in rows}):
+        ran = {m: {r["dataset"] for r in runs_of(m, budget=budget)} for m in methods}
+        common = set.intersection(*[sets for sets in ran.values() if sets]) if any(ran.values()) else set()
         cells = []
         for method in methods:
-            runs = runs_of(method, budget=budget)
-            if not runs:
+            if not ran[method]:
                 cells.append("n/a")
                 continue
-            datasets = sorted({r["dataset"] for r in runs})
+            datasets = sorted(common)  # every method of the row ran on these: comparable means
+            runs = [r for d in datasets for r in runs_of(method, d, budget)]
             f1 = np.mean([np.mean([r["macro_f1"] for r in runs_of(method, d, budget)]) for d in datasets])
             peak = max(r.get("peak_mb", float("nan")) for r in runs)
             cells.append(f"{f1:.3f}; {np.mean([r['seconds'] for r in runs]):.0f}s; {peak:.0f} MB")
-        print(f"| {budget} | " + " | ".join(cells) + " |")
+        print(f"| {budget} | " + " | ".join(cells) + f" |  <- {len(common)} sets: {', '.join(sorted(common))}")
     if any(r["method"] == REFERENCE for r in rows):
-        print(f"\ntime ratio vs {REFERENCE} ({REFERENCE} seconds / method seconds, same runs), mean over runs")
+        print(f"\ntime ratio vs {REFERENCE}, same runs: its total seconds / the method's total seconds, by budget "
+              "(in brackets: the mean of the per-run ratios)")  # fmt: skip
         reference = {(r["dataset"], r["budget"], r["seed"]): r["seconds"] for r in runs_of(REFERENCE)}
         for method in methods:
-            ratios = [reference[key] / r["seconds"] for r in runs_of(method)
-                      if (key := (r["dataset"], r["budget"], r["seed"])) in reference]  # fmt: skip
-            if ratios:
-                print(f"  {method:14s} {np.mean(ratios):6.2f}x")
+            cells = []
+            for budget in sorted({r["budget"] for r in rows}):
+                pairs = [(reference[key], r["seconds"]) for r in runs_of(method, budget=budget)
+                         if (key := (r["dataset"], r["budget"], r["seed"])) in reference]  # fmt: skip
+                if pairs:
+                    theirs, ours = np.array(pairs).T
+                    cells.append(f"{budget}/class {theirs.sum() / ours.sum():6.2f}x ({np.mean(theirs / ours):.2f}x)")
+            if cells:
+                print(f"  {method:14s} " + "   ".join(cells))
 
 
 if __name__ == "__main__":

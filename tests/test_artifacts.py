@@ -66,7 +66,7 @@ def test_finetuned_model_keeps_the_pretrained_hash_and_only_changed_tensors(tmp_
     ],
 )
 def test_round_trip_regression_and_words(tmp_path, afinn_frame, task_settings):
-    model = tk.fit(afinn_frame, backbone="toy-text", quiet=True, **task_settings)
+    model = tk.fit(afinn_frame, backbone="toy-text", strategy="feature-extraction", quiet=True, **task_settings)
     loaded = tk.load(tk.save(model, tmp_path / "m"))
     words = afinn_frame["text"].tolist()[:10]
     if model.task == "regression":
@@ -153,7 +153,7 @@ def test_unknown_finetuned_tensor_is_refused(tmp_path, spam_frame):
 
 def test_estimator_save_and_load(tmp_path, spam_frame):
     texts, labels = spam_frame["text"].tolist(), spam_frame["label"].to_numpy()
-    estimator = tk.TransferClassifier(backbone="toy-text").fit(texts[:40], labels[:40])
+    estimator = tk.TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(texts[:40], labels[:40])
     estimator.save(tmp_path / "clf")
     restored = tk.TransferClassifier.load(tmp_path / "clf")
     np.testing.assert_allclose(restored.predict_proba(texts[40:]), estimator.predict_proba(texts[40:]), atol=1e-6)

@@ -72,7 +72,7 @@ def test_audio_backbones_recognise_words_of_unseen_voices(speech, name, dim):
 
     _, train, test = speech
     model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone=name,
-                      config=FitConfig(quiet=True, use_cache=False))  # fmt: skip
+                      config=FitConfig(strategy="feature-extraction", quiet=True, use_cache=False))  # fmt: skip
     assert model.backbone.dim == dim and model.backbone.modality == "audio"
     macro_f1 = compute_metrics("classification", [r[1] for r in test], model.predict([r[0] for r in test]))["macro_f1"]
     assert macro_f1 > 1 / 6 + 0.2
@@ -87,7 +87,7 @@ def test_speaker_identification_with_ge2e(speech):
     seen = [r for r in rows if r[1] in WORDS[:4]]
     unseen = [r for r in rows if r[1] in WORDS[4:]]
     model = fit_model([r[0] for r in seen], [r[2] for r in seen], task="classification", backbone="ge2e",
-                      config=FitConfig(quiet=True, use_cache=False))  # fmt: skip
+                      config=FitConfig(strategy="feature-extraction", quiet=True, use_cache=False))  # fmt: skip
     accuracy = np.mean([p == r[2] for p, r in zip(model.predict([r[0] for r in unseen]), unseen, strict=True)])
     assert accuracy > 1 / 6 + 0.2
 
@@ -141,7 +141,7 @@ def test_mfcc_baseline_round_trips_and_fine_tuning_is_refused(speech, tmp_path):
 
     assert baselines_for("audio") == ["mfcc-lr", "scratch-encoder"]
     _, train, test = speech
-    config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
+    config = FitConfig(strategy="feature-extraction", quiet=True, cache_dir=str(tmp_path / "cache"))
     model = BASELINES.create("mfcc-lr", inputs=[r[0] for r in train], y=[r[1] for r in train],
                              task="classification", config=config)  # fmt: skip
     clips = [r[0] for r in test]
@@ -164,8 +164,8 @@ def test_cli_fits_a_folder_of_spoken_commands_and_predicts(speech, tmp_path):
     folder, _, test = speech
     env = {**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache"), "COLUMNS": "120"}
     cli = [sys.executable, "-m", "transferkit.cli"]
-    fitted = subprocess.run([*cli, "fit", folder, "--output", tmp_path / "model", "--quiet"], env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    fit = [*cli, "fit", folder, "--output", tmp_path / "model", "--quiet", "--strategy", "feature-extraction"]
+    fitted = subprocess.run(fit, env=env, capture_output=True, text=True, timeout=600)
     assert fitted.returncode == 0, fitted.stderr
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["backbone"]["name"] == "efficientword" and config["backbone"]["trim"] is True
@@ -186,7 +186,7 @@ def test_backbone_auto_ranks_the_audio_candidates(speech, tmp_path):
     from transferkit.strategies.fit import fit_model
 
     _, train, _ = speech
-    config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
+    config = FitConfig(strategy="feature-extraction", quiet=True, cache_dir=str(tmp_path / "cache"))
     model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone="auto",
                       config=config)  # fmt: skip
     assert set(model.info["backbone_ranking"]["scores"]) == set(candidates_for("audio"))
@@ -205,3 +205,21 @@ def test_auto_measures_the_mfcc_baseline_on_audio(tmp_path):
     scores = model.info["auto"]["scores"]
     assert {"feature-extraction", "mfcc-lr"} <= set(scores) and "finetune" not in scores  # ONNX: no gradients
     assert model.info["auto"]["chosen"] in ("feature-extraction", "mfcc-lr")
+
+
+def test_contrastive_trains_the_top_lstm_layer_of_ge2e_and_round_trips(speech, tmp_path):
+    import transferkit
+    from transferkit.backbones import create_backbone
+    from transferkit.config import FitConfig
+    from transferkit.strategies.fit import fit_model
+
+    _, train, test = speech
+    ge2e = create_backbone("ge2e", runtime="torch")
+    config = FitConfig.from_settings(strategy="contrastive", contrastive_layers=2, contrastive_steps=4, quiet=True,
+                                     cache_dir=str(tmp_path / "c"))  # fmt: skip
+    model = fit_model([r[0] for r in train], [r[1] for r in train], task="classification", backbone=ge2e, config=config)
+    assert model.strategy == "contrastive" and model.info["steps"] == 4
+    assert {name.split("_l")[-1] for name in model.finetuned if name.startswith("lstm.")} == {"2"}
+    clips = [r[0] for r in test[:6]]
+    transferkit.save(model, tmp_path / "ge2e")
+    np.testing.assert_allclose(transferkit.load(tmp_path / "ge2e").scores(clips), model.scores(clips), atol=1e-5)

@@ -89,7 +89,13 @@ def test_e5_refuses_fine_tuning_in_one_line_and_feature_extraction_round_trips(a
     texts, y = afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist()
     with pytest.raises(BackboneError, match="cannot be fine-tuned; use --strategy feature-extraction"):
         fit_model(texts, y, task="classification", backbone="e5-small", config=FitConfig(strategy="finetune"))
-    model = fit_model(texts, y, task="classification", backbone="e5-small", config=FitConfig(quiet=True))
+    model = fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone="e5-small",
+        config=FitConfig(strategy="feature-extraction", quiet=True),
+    )
     tk.save(model, tmp_path / "model")
     loaded = tk.load(tmp_path / "model")
     assert loaded.backbone.name == "e5-small" and loaded.predict(texts[:8]) == model.predict(texts[:8])

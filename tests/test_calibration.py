@@ -61,7 +61,7 @@ def test_binary_scores_calibrate(rng):
 def test_calibrate_option_sets_a_temperature_and_it_survives_save_and_load(spam_frame, tmp_path):
     texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
     model = fit_model(texts[:45], y[:45], task="classification", backbone="toy-text",
-                      config=FitConfig(calibrate=True, quiet=True))  # fmt: skip
+                      config=FitConfig(strategy="feature-extraction", calibrate=True, quiet=True))  # fmt: skip
     assert model.info["calibration"]["on"].endswith("out-of-fold scores")
     assert model.temperature == pytest.approx(model.info["calibration"]["temperature"], abs=1e-4)
     before = model.predict_proba(texts[45:])
@@ -73,7 +73,13 @@ def test_calibrate_option_sets_a_temperature_and_it_survives_save_and_load(spam_
 
 def test_calibrate_method_keeps_predictions_and_lowers_held_out_nll(spam_frame):
     texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
-    model = fit_model(texts[:30], y[:30], task="classification", backbone="toy-text", config=FitConfig(quiet=True))
+    model = fit_model(
+        texts[:30],
+        y[:30],
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(strategy="feature-extraction", quiet=True),
+    )
     predicted = model.predict(texts[30:])
     target = model.target.encode(y[30:])
     nll_before = negative_log_likelihood(model.scores(texts[30:]), target, "classification")
@@ -84,6 +90,6 @@ def test_calibrate_method_keeps_predictions_and_lowers_held_out_nll(spam_frame):
 
 def test_regression_models_refuse_calibration(afinn_frame):
     model = fit_model(afinn_frame["text"].tolist(), afinn_frame["valence"].tolist(), task="regression",
-                      backbone="toy-text", config=FitConfig(quiet=True))  # fmt: skip
+                      backbone="toy-text", config=FitConfig(strategy="feature-extraction", quiet=True))  # fmt: skip
     with pytest.raises(TypeError, match="calibration applies to classifiers"):
         model.calibrate(afinn_frame["text"].tolist(), afinn_frame["valence"].tolist())

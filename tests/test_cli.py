@@ -29,6 +29,7 @@ from transferkit.strategies.registry import STRATEGIES
 CLI = [sys.executable, "-m", "transferkit.cli"]
 WORKERS = max(2, min(8, os.cpu_count() or 2))
 TOY = ["--backbone", "toy-text", "--quiet"]
+FE = ["--strategy", "feature-extraction"]  # fits whose tests are not about the choice of strategy (auto is the default)
 
 
 def cli_env(cache: Path) -> dict[str, str]:
@@ -247,10 +248,10 @@ def fits(work, env, spam_csv, words_csv, mixed_csv) -> dict[str, subprocess.Comp
     regression = ["--label-col", "valence", "--task", "regression", "--json", work / "valence-fit.json"]
     return run_all(
         {
-            "spam": ["fit", spam_csv, "--output", work / "spam-model", *TOY],
+            "spam": ["fit", spam_csv, "--output", work / "spam-model", *TOY, *FE],
             "minilm": ["fit", spam_csv, "--output", work / "minilm-model", "--strategy", "auto", "--quiet"],
-            "valence": ["fit", words_csv, "--output", work / "valence-model", *regression, *TOY],
-            "mixed labels": ["fit", mixed_csv, "--output", work / "mixed-model", *TOY],
+            "valence": ["fit", words_csv, "--output", work / "valence-model", *regression, *TOY, *FE],
+            "mixed labels": ["fit", mixed_csv, "--output", work / "mixed-model", *TOY, *FE],
             "models": ["models"],
             "datasets": ["datasets"],
         },
@@ -278,7 +279,7 @@ def uses(work, env, fits, spam_csv, words_csv):
         "evaluate": ["evaluate", spam_model, spam_csv, "--json", work / "spam-eval.json", "--quiet"],
         "predict minilm": ["predict", work / "minilm-model", spam_csv, "-o", work / "minilm-preds.csv", "--quiet"],
         "evaluate valence": ["evaluate", valence_model, words_csv, "--json", work / "valence-eval.json", "--quiet"],
-        "overwrite": ["fit", words_csv, "-o", work / "overwrite" / "model", "--overwrite", *TOY],
+        "overwrite": ["fit", words_csv, "-o", work / "overwrite" / "model", "--overwrite", *TOY, *FE],
         **{
             f"predict {suffix}": ["predict", spam_model, spam_csv, "-o", work / f"preds{suffix}", "--quiet"]
             for suffix in (".csv", ".jsonl", ".parquet")

@@ -155,3 +155,44 @@ def test_contrastive_trains_on_every_input_of_a_run_split_for_another_strategy(s
                  config=config, fit_part=np.arange(32), valid_part=np.arange(32, 40))  # fmt: skip
     model = contrastive_fit(run)
     assert len(model.predict(texts)) == 40 and set(model.predict(texts)) <= set(y)
+
+
+def test_the_end_to_end_phase_trains_the_same_blocks_with_a_linear_head(spam_frame, tmp_path):
+    texts, y = spam_frame["text"].tolist()[:40], spam_frame["label"].tolist()[:40]
+    plain = FitConfig.from_settings(strategy="contrastive", quiet=True, contrastive_steps=4, contrastive_layers=1)
+    then = FitConfig.from_settings(strategy="contrastive", quiet=True, contrastive_steps=4, contrastive_layers=1,
+                                   end_to_end_epochs=2)  # fmt: skip
+    first = fit_model(texts, y, task="classification", backbone="toy-text", config=plain)
+    second = fit_model(texts, y, task="classification", backbone="toy-text", config=then)
+    assert first.info["end_to_end"] is None
+    assert second.info["end_to_end"]["epochs_run"] == 2 and second.info["head"] == "linear"
+    assert set(second.finetuned) == set(first.finetuned)  # the same blocks, trained further
+    assert not np.allclose(second.scores(texts), first.scores(texts))
+    tk.save(second, tmp_path / "e2e")
+    np.testing.assert_allclose(tk.load(tmp_path / "e2e").scores(texts), second.scores(texts), atol=1e-5)
+    with pytest.raises(TransferKitError, match="with --adapter lora set --end-to-end-epochs 0"):
+        fit_model(texts, y, task="classification", backbone="toy-text",
+                  config=FitConfig.from_settings(strategy="contrastive", quiet=True, contrastive_steps=2,
+                                                 adapter="lora", end_to_end_epochs=1))  # fmt: skip
+
+
+@pytest.mark.parametrize("adapter", ["none", "lora"])
+def test_mixing_keeps_that_share_of_the_weight_change(adapter, spam_frame):
+    """contrastive_mix=0.5 lands halfway between the pre-trained weights and the fully trained ones (WiSE-FT);
+    with LoRA the merged change B @ A is halved the same way."""
+    texts, y = spam_frame["text"].tolist()[:24], spam_frame["label"].tolist()[:24]
+    backbone = "minilm" if adapter == "lora" else "toy-text"
+
+    def weights(mix: float | None) -> dict[str, torch.Tensor]:
+        model = create_backbone(backbone)
+        if mix is not None:
+            config = FitConfig.from_settings(strategy="contrastive", quiet=True, contrastive_steps=3,
+                                             contrastive_layers=1, adapter=adapter, contrastive_mix=mix)  # fmt: skip
+            model = fit_model(texts, y, task="classification", backbone=model, config=config).backbone
+        return {k: v.clone() for k, v in model.module.state_dict().items()}
+
+    pretrained, trained, halfway = weights(None), weights(1.0), weights(0.5)
+    moved = [k for k in pretrained if not torch.equal(pretrained[k], trained[k])]
+    assert moved
+    for name in moved:
+        torch.testing.assert_close(halfway[name], (pretrained[name] + trained[name]) / 2, atol=1e-5, rtol=1e-4)

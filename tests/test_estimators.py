@@ -83,7 +83,10 @@ class _NumericTaggedRegressor(TransferRegressor):
 
 
 @parametrize_with_checks(
-    [_NumericTaggedClassifier(backbone="toy-text"), _NumericTaggedRegressor(backbone="toy-text")],
+    [
+        _NumericTaggedClassifier(backbone="toy-text", strategy="feature-extraction"),
+        _NumericTaggedRegressor(backbone="toy-text", strategy="feature-extraction"),
+    ],
     expected_failed_checks=lambda estimator: EXPECTED_NUMERIC_FAILURES,
 )
 def test_sklearn_checks_numeric_suite(estimator, check):
@@ -98,7 +101,7 @@ def spam(spam_frame):
 @pytest.fixture(scope="module")
 def fitted(spam):
     texts, labels = spam
-    return TransferClassifier(backbone="toy-text").fit(texts[:40], labels[:40])
+    return TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(texts[:40], labels[:40])
 
 
 def test_init_stores_parameters_only():
@@ -109,14 +112,14 @@ def test_init_stores_parameters_only():
 
 def test_fit_returns_self_and_sets_learned_state(spam):
     texts, labels = spam
-    estimator = TransferClassifier(backbone="toy-text")
+    estimator = TransferClassifier(backbone="toy-text", strategy="feature-extraction")
     assert estimator.fit(texts[:30], labels[:30]) is estimator
     assert list(estimator.classes_) == ["ham", "spam"]
 
 
 def test_unfitted_predict_raises():
     with pytest.raises(NotFittedError):
-        TransferClassifier(backbone="toy-text").predict(["hello"])
+        TransferClassifier(backbone="toy-text", strategy="feature-extraction").predict(["hello"])
 
 
 def test_predict_proba_rows_sum_to_one_and_match_predict(fitted, spam):
@@ -162,7 +165,7 @@ def test_accepts_lists_series_and_one_column_frames(fitted, spam_frame):
 def test_integer_labels_round_trip(spam):
     texts, labels = spam
     numeric = (labels == "spam").astype(int)
-    estimator = TransferClassifier(backbone="toy-text").fit(texts[:40], numeric[:40])
+    estimator = TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(texts[:40], numeric[:40])
     assert estimator.predict(texts[40:]).dtype == numeric.dtype
     assert set(estimator.predict(texts[40:])) <= {0, 1}
 
@@ -181,22 +184,22 @@ def test_integer_labels_round_trip(spam):
 )
 def test_bad_input_raises_value_error(X, y, message):
     with pytest.raises(ValueError, match=message):
-        TransferClassifier(backbone="toy-text").fit(X, y)
+        TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(X, y)
 
 
 def test_regressor_continuous_and_classifier_refuses_it(afinn_frame):
     texts, valence = afinn_frame["text"].tolist(), afinn_frame["valence"].to_numpy(float) + 0.5
-    regressor = TransferRegressor(backbone="toy-text").fit(texts[:60], valence[:60])
+    regressor = TransferRegressor(backbone="toy-text", strategy="feature-extraction").fit(texts[:60], valence[:60])
     predicted = regressor.predict(texts[60:])
     assert predicted.shape == (30,) and np.isfinite(predicted).all()
     with pytest.raises(ValueError, match="continuous"):
-        TransferClassifier(backbone="toy-text").fit(texts[:60], valence[:60])
+        TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(texts[:60], valence[:60])
 
 
 def test_multilabel_indicator_matrix(afinn_frame):
     texts = afinn_frame["text"].tolist()
     Y = np.column_stack([(afinn_frame["valence"] > 0), (afinn_frame["valence"].abs() >= 3)]).astype(int)
-    estimator = TransferClassifier(backbone="toy-text").fit(texts[:60], Y[:60])
+    estimator = TransferClassifier(backbone="toy-text", strategy="feature-extraction").fit(texts[:60], Y[:60])
     assert estimator.predict(texts[60:]).shape == (30, 2)
     assert estimator.predict_proba(texts[60:]).shape == (30, 2)
 
@@ -204,7 +207,8 @@ def test_multilabel_indicator_matrix(afinn_frame):
 def test_pipeline_cross_val_and_grid_search(spam):
     texts, labels = spam
     pipeline = make_pipeline(
-        FunctionTransformer(lambda X: [t.lower() for t in X]), TransferClassifier(backbone="toy-text")
+        FunctionTransformer(lambda X: [t.lower() for t in X]),
+        TransferClassifier(backbone="toy-text", strategy="feature-extraction"),
     )
     scores = cross_val_score(pipeline, texts, labels, cv=3)
     assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
@@ -218,5 +222,5 @@ def test_pipeline_cross_val_and_grid_search(spam):
 def test_real_minilm_beats_chance_on_spam(spam):
     """The bundled MiniLM with a logistic head separates real spam from ham (40 train / 20 test e-mails)."""
     texts, labels = spam
-    estimator = TransferClassifier().fit(texts[:40], labels[:40])
+    estimator = TransferClassifier(strategy="feature-extraction").fit(texts[:40], labels[:40])
     assert estimator.score(texts[40:], labels[40:]) >= 0.75

@@ -87,8 +87,9 @@ def test_identify_people_with_the_face_backbone(people):
     images, names = people
     train = [i for i in range(len(images)) if i % 4 != 3]
     test = [i for i in range(len(images)) if i % 4 == 3]
+    config = FitConfig(strategy="feature-extraction", quiet=True, use_cache=False)
     model = fit_model([images[i] for i in train], [names[i] for i in train], task="classification",
-                      backbone="dlib-face", config=FitConfig(quiet=True, use_cache=False))  # fmt: skip
+                      backbone="dlib-face", config=config)  # fmt: skip
     predicted = model.predict([images[i] for i in test])
     accuracy = np.mean([p == names[i] for p, i in zip(predicted, test, strict=True)])
     assert accuracy > 0.5  # chance: 1/16

@@ -132,7 +132,12 @@ def test_frozen_efficientnet_features_classify_real_digits(effnet, digits):
     """ImageNet features + a linear head on 10 digits per class beat the best constant on held-out digits."""
     train_images, train_y, test_images, test_y = digits
     encoder = TargetEncoder.fit(list(train_y), "classification")
-    head, _ = fit_head(effnet.encode(train_images), encoder.encode(list(train_y)), encoder, FitConfig(quiet=True))
+    head, _ = fit_head(
+        effnet.encode(train_images),
+        encoder.encode(list(train_y)),
+        encoder,
+        FitConfig(strategy="feature-extraction", quiet=True),
+    )
     predicted = [encoder.classes[i] for i in head.scores(effnet.encode(test_images)).argmax(1)]
     macro_f1 = compute_metrics("classification", list(test_y), predicted)["macro_f1"]
     constant = compute_metrics("classification", list(test_y), [train_y[0]] * len(test_y))["macro_f1"]
@@ -181,8 +186,8 @@ def test_cli_fits_a_folder_of_class_subfolders_and_predicts_a_folder(digits, tmp
         Image.fromarray(np.dstack([image] * 3)).convert("RGBA").save(unlabeled / f"new{i}.png")
     env = {**os.environ, "TRANSFERKIT_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "COLUMNS": "80"}
     cli = [sys.executable, "-m", "transferkit.cli"]
-    fitted = subprocess.run([*cli, "fit", data, "--output", tmp_path / "model", "--quiet"], env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    fit = [*cli, "fit", data, "--output", tmp_path / "model", "--quiet", "--strategy", "feature-extraction"]
+    fitted = subprocess.run(fit, env=env, capture_output=True, text=True, timeout=300)
     assert fitted.returncode == 0, fitted.stderr
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["backbone"]["name"] == "efficientnet-lite0"
@@ -204,7 +209,7 @@ def test_backbone_auto_ranks_image_candidates_for_images(digits, tmp_path):
     from transferkit.strategies.fit import fit_model
 
     train_images, train_y, _, _ = digits
-    config = FitConfig(quiet=True, cache_dir=str(tmp_path / "cache"))
+    config = FitConfig(strategy="feature-extraction", quiet=True, cache_dir=str(tmp_path / "cache"))
     model = fit_model(train_images[:30], list(train_y[:30]), task="classification", backbone="auto", config=config)
     ranked = set(model.info["backbone_ranking"]["scores"])
     assert ranked == set(candidates_for("image")) and model.backbone.modality == "image"
@@ -242,7 +247,7 @@ def test_small_cnn_baseline_learns_digits_and_round_trips(digits, tmp_path):
 
     assert "small-cnn" in baselines_for("image") and "tfidf-lr" not in baselines_for("image")
     train_images, train_y, test_images, test_y = digits
-    config = FitConfig(quiet=True, seed=0, cache_dir=str(tmp_path / "cache"))
+    config = FitConfig(strategy="feature-extraction", quiet=True, seed=0, cache_dir=str(tmp_path / "cache"))
     model = BASELINES.create("small-cnn", inputs=train_images, y=list(train_y), task="classification", config=config)
     assert model.strategy == "small-cnn" and model.info["scratch"] and model.info["trained_blocks"] == [0, 3]
     macro_f1 = compute_metrics("classification", list(test_y), model.predict(test_images))["macro_f1"]
@@ -338,3 +343,20 @@ def test_compare_on_a_folder_of_images_runs_transfer_against_the_small_cnn(digit
                                  quiet=True)  # fmt: skip
     assert result["backbone"] == "efficientnet-lite0" and set(result["curves"]) == {"feature-extraction", "small-cnn"}
     assert [gain["budget"] for gain in result["gains"]] == ["2", "4"] and result["summary"]
+
+
+def test_contrastive_on_real_digits_moves_the_top_blocks_and_round_trips(effnet, digits, tmp_path):
+    """Contrastive training runs on a trainable image backbone: the stem stays, the top blocks move, save/load."""
+    import transferkit
+    from transferkit.strategies.fit import fit_model
+
+    train_images, train_y, test_images, _ = digits
+    before = {id(p): p.detach().clone() for p in effnet.block_parameters(0)}
+    config = FitConfig.from_settings(strategy="contrastive", contrastive_layers=2, contrastive_steps=4, quiet=True,
+                                     cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    model = fit_model(train_images[:40], list(train_y[:40]), task="classification", backbone=effnet, config=config)
+    assert model.strategy == "contrastive" and model.info["steps"] == 4 and set(model.finetuned)
+    assert all(torch.equal(p, before[id(p)]) for p in effnet.block_parameters(0))
+    transferkit.save(model, tmp_path / "digits")
+    loaded = transferkit.load(tmp_path / "digits")
+    np.testing.assert_allclose(loaded.scores(test_images[:8]), model.scores(test_images[:8]), rtol=1e-5, atol=1e-5)

@@ -124,7 +124,9 @@ def test_rank_refuses_scores_it_cannot_compute_before_embedding_and_lists_the_us
 
 def test_fit_with_backbone_auto_uses_the_top_ranked_candidate_and_saves_it(afinn_frame, tmp_path):
     texts, y = afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist()
-    model = fit_model(texts, y, task="classification", backbone="auto", config=FitConfig(quiet=True))
+    model = fit_model(
+        texts, y, task="classification", backbone="auto", config=FitConfig(strategy="feature-extraction", quiet=True)
+    )
     chosen = model.info["backbone_ranking"]["chosen"]
     assert chosen == max(model.info["backbone_ranking"]["scores"].items(), key=lambda kv: kv[1])[0]
     assert model.backbone.name == chosen

@@ -104,7 +104,7 @@ def test_every_baseline_trains_from_scratch_on_its_modality(name, spam_frame, tm
     modality = "text" if modality == "any" else modality
     inputs, y = _data_for(modality, spam_frame, n=40)
     backbone = create_backbone("toy-text") if name == "scratch-encoder" else None
-    config = FitConfig(quiet=True, epochs=2, cache_dir=str(tmp_path / "cache"))
+    config = FitConfig(strategy="feature-extraction", quiet=True, epochs=2, cache_dir=str(tmp_path / "cache"))
     model = BASELINES.create(name, inputs=inputs[:32], y=y[:32], task="classification", config=config,
                              backbone=backbone)  # fmt: skip
     assert model.strategy == name and model.info["scratch"] is True
@@ -129,7 +129,11 @@ def test_a_strategy_refuses_a_modality_it_does_not_run_on():
 
 
 def test_strategy_order_does_not_depend_on_which_package_was_imported_first():
-    script = "import transferkit.strategies.{} ; from transferkit.strategies.registry import STRATEGIES; print(STRATEGIES.names())"
+    script = (
+        "import transferkit.strategies.{}\n"
+        "from transferkit.strategies.registry import STRATEGIES\n"
+        "print(STRATEGIES.names())"
+    )
     orders = {
         subprocess.run([sys.executable, "-c", script.format(first)], capture_output=True, text=True, check=True).stdout
         for first in ("contrastive", "scratch", "registry")
@@ -183,7 +187,13 @@ def test_settings_are_validated_from_their_declaration_and_round_trip_through_js
 @pytest.fixture()
 def saved_model(spam_frame, tmp_path):
     texts, y = _texts(spam_frame)
-    model = fit_model(texts, y, task="classification", backbone="toy-text", config=FitConfig(quiet=True))
+    model = fit_model(
+        texts,
+        y,
+        task="classification",
+        backbone="toy-text",
+        config=FitConfig(strategy="feature-extraction", quiet=True),
+    )
     return model, transferkit.save(model, tmp_path / "model"), texts
 
 

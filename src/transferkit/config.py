@@ -17,7 +17,7 @@ from transferkit.strategies.registry import STRATEGIES, check_options, strategy_
 
 HEADS = ("logistic", "ridge", "mlp")
 ADAPTERS = ("none", "lora")
-DEFAULT_STRATEGY = "feature-extraction"
+DEFAULT_STRATEGY = "auto"
 # Settings that describe where a run keeps its files or how it talks, not how the model is trained: left out
 # of the saved model's settings.
 RUNTIME_SETTINGS = ("cache_dir", "use_cache", "quiet")

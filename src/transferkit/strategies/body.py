@@ -105,6 +105,19 @@ def close_body(backbone: Backbone, body: Body) -> tuple[list[str], dict[str, Any
     return sorted(changed) + sorted(moved), adapter
 
 
+@torch.no_grad()
+def interpolate(body: Body, pretrained: dict[str, torch.Tensor], share: float) -> None:
+    """Keep ``share`` of the change training made, the rest going back to the pre-trained weights (weight-space
+    ensembling, WiSE-FT: Wortsman et al. 2022, https://arxiv.org/abs/2109.01903). With LoRA the change is
+    ``B @ A``, so scaling ``B`` by ``share`` is the same interpolation."""
+    for name, parameter in body.trainable.items():
+        if body.adapter is not None:
+            if ".lora_B" in name:
+                parameter.mul_(share)
+        else:
+            parameter.copy_(pretrained[name] + share * (parameter - pretrained[name]))
+
+
 def caches_prefix(backbone: Backbone, inputs: Sequence[Any], body: Body, config: FitConfig) -> bool:
     """Whether the frozen blocks below the trained ones run once, their outputs kept in memory (when there are
     such blocks and their outputs fit in ``PREFIX_CACHE_LIMIT_BYTES``)."""

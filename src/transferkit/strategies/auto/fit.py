@@ -103,12 +103,12 @@ def fit(run: FitRun) -> TransferModel:
             "feature-extraction)"
         )
     if chosen == "feature-extraction":
-        return _frozen_head(run, decision, reason)
+        return _frozen_head(run, decision, reason, start)
     if chosen in scratch:
         reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
     model = STRATEGIES.get(chosen).implementation()(run)
     model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
-    return _announce(model)
+    return _announce(model, start)
 
 
 def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
@@ -128,13 +128,13 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
             model = STRATEGIES.get(choice).implementation()(run)
             reason = f"{choice}: {why}, and {choice} measured best at 8 labels per class ({FEW_SHOT_EVIDENCE})"
             model.info["auto"] = {"per_class": smallest, "chosen": choice, "reason": reason}
-            return _announce(model)
+            return _announce(model, start)
         note = f"; {choice} skipped: it would take ~{estimate:.0f}s and the time budget leaves {max(left, 0):.0f}s"
     reason = (
         f"feature-extraction: {why}, and the frozen backbone was the best or within a point of it at that size in "
         f"our measurements{note}"
     )
-    return _frozen_head(run, {"per_class": smallest}, reason)
+    return _frozen_head(run, {"per_class": smallest}, reason, start)
 
 
 def _cross_validate(
@@ -172,7 +172,7 @@ def _wins(challenger: np.ndarray, baseline: np.ndarray) -> bool:
     return bool(difference.mean() > max(AUTO_MARGIN, error))
 
 
-def _frozen_head(run: FitRun, decision: dict[str, Any], reason: str) -> TransferModel:
+def _frozen_head(run: FitRun, decision: dict[str, Any], reason: str, start: float) -> TransferModel:
     """Feature extraction on every training example (auto's choice when nothing beat it)."""
     head, info = fit_head(run.embeddings(), run.target, run.encoder, run.config)
     info = {**info, "auto": {**decision, "chosen": "feature-extraction", "reason": reason}}
@@ -180,11 +180,14 @@ def _frozen_head(run: FitRun, decision: dict[str, Any], reason: str) -> Transfer
         backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="feature-extraction",
         info=info,
     )  # fmt: skip
-    return _announce(model)
+    return _announce(model, start)
 
 
-def _announce(model: TransferModel) -> TransferModel:
-    say(f"auto chose {model.info['auto']['reason']}", quiet=model.config.quiet)
+def _announce(model: TransferModel, start: float) -> TransferModel:
+    """Say what auto chose, why, and what choosing and fitting it cost (seconds, kept in ``info["auto"]``)."""
+    seconds = time.perf_counter() - start
+    model.info["auto"]["seconds"] = round(seconds, 1)
+    say(f"auto chose {model.info['auto']['reason']} ({seconds:.0f}s in all)", quiet=model.config.quiet)
     return model
 
 

@@ -27,6 +27,16 @@ class ContrastiveSettings:
         0.05, "contrastive: softmax temperature of the supervised contrastive loss",
         check=lambda v: 0 < v <= 1, rule="in (0, 1]",
     )  # fmt: skip
+    contrastive_mix: float = setting(
+        1.0, "contrastive: share of the weight change kept after training, the rest returned to the pre-trained "
+        "weights (WiSE-FT weight interpolation; 1: all of it)",
+        check=lambda v: 0 < v <= 1, rule="in (0, 1]",
+    )  # fmt: skip
+    end_to_end_epochs: int = setting(
+        0, "contrastive: then train the same blocks and a linear head together by cross-entropy for this many "
+        "epochs (SetFit's end-to-end phase; --learning-rate, --head-learning-rate; 0: off)",
+        check=lambda v: v >= 0, rule=">= 0",
+    )  # fmt: skip
 
 
 register_strategy(

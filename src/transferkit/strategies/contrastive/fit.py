@@ -11,10 +11,15 @@ steps grows with the data (see :func:`step_budget`); with a validation split (en
 training stops early when nearest-centroid macro-F1 on it stops improving. Then the configured head is fitted
 on the moved embeddings of every training example. The saved model is the moved tensors and the head:
 predicting costs what it costs for any fine-tuned model.
+
+Two options, off by default because neither helped on our development splits (``benchmarks/tune_fewshot.py``):
+``contrastive_mix`` < 1 keeps only that share of the weight change (WiSE-FT), and ``end_to_end_epochs`` then
+trains the same blocks with a linear head by cross-entropy (SetFit's end-to-end phase), as fine-tuning does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -22,10 +27,21 @@ import torch
 from sklearn.metrics import f1_score
 
 from transferkit.config import FitConfig
+from transferkit.errors import TransferKitError
+from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
-from transferkit.strategies.body import caches_prefix, close_body, collate, embedder, examples_of, open_body
+from transferkit.strategies.body import (
+    caches_prefix,
+    close_body,
+    collate,
+    embedder,
+    examples_of,
+    interpolate,
+    open_body,
+)
 from transferkit.strategies.common import FitRun, per_class, validation_split
 from transferkit.strategies.feature_extraction.fit import fit_head
+from transferkit.strategies.finetune.train import finetune
 from transferkit.training import train
 
 # Each example is seen in about this many batches; bounded below (tiny data still needs a few dozen steps to
@@ -112,6 +128,11 @@ def fit(run: FitRun) -> TransferModel:
     """Contrastive training of the top blocks (or their LoRA adapters), then the head on every training example."""
     settings = run.settings("contrastive")
     backbone, config, encoder = run.backbone, run.config, run.encoder
+    if settings.end_to_end_epochs and config.adapter != "none":
+        raise TransferKitError(
+            "the end-to-end phase trains the weights the adapters were merged into; with --adapter lora set "
+            "--end-to-end-epochs 0"
+        )
     # It holds out its own validation part (or none): every input of the run is its training data, also when
     # auto hands it a run split for the strategies that early-stop on fit_model's split.
     fit_part, valid = np.arange(len(run.inputs)), None
@@ -121,6 +142,7 @@ def fit(run: FitRun) -> TransferModel:
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
     body = open_body(backbone, config, weight_decay=config.weight_decay, layers=settings.contrastive_layers,
                      learning_rate=settings.contrastive_learning_rate)  # fmt: skip
+    pretrained = {name: tensor.detach().clone() for name, tensor in body.trainable.items()}
     steps = settings.contrastive_steps or step_budget(len(inputs), config.batch_size)
     seed = 0 if config.seed is None else config.seed
     rounds = ROUNDS if valid is not None else 1
@@ -165,10 +187,17 @@ def fit(run: FitRun) -> TransferModel:
             description="contrastive",
         )
         backbone.module.eval()
+        if settings.contrastive_mix < 1:
+            interpolate(body, pretrained, settings.contrastive_mix)
         everything = train_examples if valid is None else _merge(train_examples, fit_part, valid_examples, valid)
         embeddings = _embed_all(everything, embed, config.batch_size).numpy()
     changed, adapter = close_body(backbone, body)
     head, head_info = fit_head(embeddings, run.target, encoder, config)
+    end_to_end = None
+    if settings.end_to_end_epochs:
+        head, more_changed, end_to_end = _end_to_end(run, embeddings, fit_part, valid, settings)
+        changed = sorted(set(changed) | set(more_changed))
+        head_info = {"head": "linear"}
     info = {
         **head_info,
         "trained_blocks": [body.blocks.start, body.blocks.stop - 1],
@@ -177,15 +206,31 @@ def fit(run: FitRun) -> TransferModel:
         "adapter": None if adapter is None else {k: v for k, v in adapter["config"].items() if k != "targets"},
         "steps": steps,
         "temperature": settings.temperature,
+        "mix": settings.contrastive_mix,
         "best_round": result.best_epoch,
         "rounds_run": result.epochs_run,
         "seconds": round(result.seconds, 2),
         "history": result.history,
+        "end_to_end": end_to_end,
     }
     return TransferModel(
         backbone=backbone, head=head, target=encoder, config=config, strategy="contrastive", finetuned=changed,
         adapter=adapter, info=info,
     )  # fmt: skip
+
+
+def _end_to_end(run: FitRun, embeddings: np.ndarray, fit_part: np.ndarray, valid, settings):
+    """SetFit's end-to-end phase: the contrastively trained blocks and a linear head (started from a probe on
+    the moved embeddings) trained together by cross-entropy, as fine-tuning trains them."""
+    config = dataclasses.replace(run.config, unfreeze_layers=settings.contrastive_layers,
+                                 epochs=settings.end_to_end_epochs)  # fmt: skip
+    probe = fit_linear_head(embeddings[fit_part], run.target[fit_part], run.encoder, seed=config.seed)
+    held = None if valid is None else ([run.inputs[i] for i in valid], run.target[valid])
+    inputs = [run.inputs[i] for i in fit_part]
+    head, changed, _adapter, info = finetune(
+        run.backbone, inputs, run.target[fit_part], run.encoder, probe, config, held
+    )
+    return head, changed, {k: info[k] for k in ("best_epoch", "epochs_run", "validation_score", "seconds")}
 
 
 def _merge(first: list[dict], first_part: np.ndarray, second: list[dict], second_part: np.ndarray) -> list[dict]:

@@ -1,0 +1,84 @@
+"""Tune transferkit's few-shot settings on development splits, never on text_fewshot.py's test sets.
+
+Each data set is split exactly as ``text_fewshot.py`` splits it (same test set, random_state=1234); the test
+set is then dropped. From the remaining pool a development set (400 examples, stratified, random_state=99) is
+held out, and training examples are sampled from the rest with seeds 100, 101, ... (the benchmark samples from
+the whole pool with seeds 0-4). Each variant is a transferkit ``TransferClassifier`` with some settings changed;
+it prints the dev macro-F1 of every variant per data set and the mean.
+
+Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't=0.1={"temperature": 0.1}' --budget 8 --seeds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from text_fewshot import MAX_LENGTH, TEST_SIZE, sample  # noqa: E402
+
+from transferkit import TransferClassifier  # noqa: E402
+from transferkit.data import load_labeled  # noqa: E402
+from transferkit.strategies.contrastive import fit as contrastive_fit  # noqa: E402
+
+PASSES = contrastive_fit.PASSES
+
+DEV_SIZE = 400
+
+
+def dev_split(name: str):
+    data = load_labeled(name)
+    texts, y = np.array(data.inputs, dtype=object), np.array(data.y)
+    pool, _test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE.get(name, 500), stratify=y, random_state=1234)
+    train_pool, dev = train_test_split(pool, test_size=DEV_SIZE, stratify=y[pool], random_state=99)
+    return texts, y, train_pool, dev
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="fortune-topics,sotu-president,spam-assassin,sotu-party")
+    parser.add_argument("--variants", nargs="+", required=True, help="NAME=JSON settings of TransferClassifier")
+    parser.add_argument("--strategy", default="contrastive")
+    parser.add_argument("--budget", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args()
+    variants = dict(item.split("=", 1) for item in args.variants)
+    scores: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    for name in args.datasets.split(","):
+        texts, y, train_pool, dev = dev_split(name)
+        for seed in range(100, 100 + args.seeds):
+            chosen = train_pool[sample(y[train_pool], args.budget, seed)]
+            for variant, settings in variants.items():
+                start = time.perf_counter()
+                with tempfile.TemporaryDirectory() as cache:
+                    settings = {"strategy": args.strategy, **json.loads(settings)}
+                    # "_passes": the contrastive step budget's passes over the data (a module constant)
+                    contrastive_fit.PASSES = settings.pop("_passes", PASSES)
+                    model = TransferClassifier(random_state=seed, cache_dir=cache, max_length=MAX_LENGTH, verbose=False,
+                                               **settings)  # fmt: skip
+                    predicted = model.fit(texts[chosen].tolist(), y[chosen].tolist()).predict(texts[dev].tolist())
+                score = f1_score(y[dev], predicted, average="macro")
+                scores[variant].setdefault(name, []).append(score)
+                print(
+                    f"{name:15s} seed {seed} {variant:20s} {score:.3f} {time.perf_counter() - start:6.1f}s", flush=True
+                )
+    names = args.datasets.split(",")
+    print("\n| variant | " + " | ".join(names) + " | mean |")
+    print("|" + "---|" * (len(names) + 2))
+    for variant, by_set in scores.items():
+        means = [np.mean(by_set[n]) for n in names]
+        print(f"| {variant} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
