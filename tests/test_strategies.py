@@ -107,9 +107,8 @@ def test_every_strategy_and_task_on_real_minilm_beats_constant(strategy, task_na
 @pytest.mark.parametrize("head", ["logistic", "mlp"])
 def test_feature_extraction_heads(head, spam_frame):
     texts, y = spam_frame["text"].tolist(), spam_frame["label"].tolist()
-    model = fit_model(
-        texts[:40], y[:40], task="classification", backbone="minilm", config=FitConfig(strategy="feature-extraction", head=head, quiet=True)
-    )
+    config = FitConfig(strategy="feature-extraction", head=head, quiet=True)
+    model = fit_model(texts[:40], y[:40], task="classification", backbone="minilm", config=config)
     assert model.info["head"] == head
     assert compute_metrics("classification", y[40:], model.predict(texts[40:]))["accuracy"] >= 0.75
 
