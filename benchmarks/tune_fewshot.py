@@ -6,7 +6,8 @@ held out, and training examples are sampled from the rest with seeds 100, 101, .
 the whole pool with seeds 0-4). Each variant is a transferkit ``TransferClassifier`` with some settings changed;
 it prints the dev macro-F1 of every variant per data set and the mean.
 
-Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't=0.1={"temperature": 0.1}' --budget 8 --seeds 2
+Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't0.1={"temperature": 0.1}' --budget 8 --seeds 2
+(a variant is NAME=JSON, split at the first "="; the key "_passes" sets the contrastive step budget's passes)
 """
 
 from __future__ import annotations

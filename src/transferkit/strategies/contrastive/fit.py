@@ -142,7 +142,10 @@ def fit(run: FitRun) -> TransferModel:
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
     body = open_body(backbone, config, weight_decay=config.weight_decay, layers=settings.contrastive_layers,
                      learning_rate=settings.contrastive_learning_rate)  # fmt: skip
-    pretrained = {name: tensor.detach().clone() for name, tensor in body.trainable.items()}
+    # The pre-trained values of what trains, kept only when some of the change is to be given back (WiSE-FT).
+    pretrained = {}
+    if settings.contrastive_mix < 1:
+        pretrained = {name: tensor.detach().clone() for name, tensor in body.trainable.items()}
     steps = settings.contrastive_steps or step_budget(len(inputs), config.batch_size)
     seed = 0 if config.seed is None else config.seed
     rounds = ROUNDS if valid is not None else 1
@@ -192,12 +195,13 @@ def fit(run: FitRun) -> TransferModel:
         everything = train_examples if valid is None else _merge(train_examples, fit_part, valid_examples, valid)
         embeddings = _embed_all(everything, embed, config.batch_size).numpy()
     changed, adapter = close_body(backbone, body)
-    head, head_info = fit_head(embeddings, run.target, encoder, config)
     end_to_end = None
-    if settings.end_to_end_epochs:
+    if settings.end_to_end_epochs:  # its linear head, trained with the blocks, is the model's head
         head, more_changed, end_to_end = _end_to_end(run, embeddings, fit_part, valid, settings)
         changed = sorted(set(changed) | set(more_changed))
         head_info = {"head": "linear"}
+    else:
+        head, head_info = fit_head(embeddings, run.target, encoder, config)
     info = {
         **head_info,
         "trained_blocks": [body.blocks.start, body.blocks.stop - 1],
