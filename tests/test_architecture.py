@@ -19,18 +19,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferkit"
 # Lower layers never import higher ones (STYLE.md, "Layout"). Within a layer, imports may go either way as
 # long as they form no cycle.
 LAYERS = {
-    "low": ["_version", "errors", "registry", "settings", "progress", "targets", "augment", "datasets", "data",
+    "low": ["_version", "errors", "files", "registry", "settings", "progress", "targets", "augment", "datasets", "data",
             "training", "evaluation"],
     "middle": ["backbones", "heads", "cache", "config", "state", "model", "selection", "strategies", "artifacts",
-               "faces"],
-    "high": ["experiments"],
+               "faces", "explain", "export"],  # export and explain: model.py offers model.export() / .explain()
+    "high": ["experiments", "serving"],
     "front": ["api", "estimators", "cli", "__init__"],
 }  # fmt: skip
 RANK = {name: rank for rank, names in enumerate(LAYERS.values()) for name in names}
 MAX_LINES = 500
 # Imports inside functions are for optional heavy extras (each backbone family) and for the lazy front door:
-# the CLI and package __init__ files that answer --help without torch. Nowhere else.
-LAZY_IMPORTS_ALLOWED = ("transferkit.cli", "transferkit.backbones.catalog", "transferkit.backbones.factory")
+# the CLI and package __init__ files that answer --help without torch, and the HTTP service, which serves an
+# exported folder without torch and imports the PyTorch model loader only for a PyTorch model folder.
+LAZY_IMPORTS_ALLOWED = (
+    "transferkit.cli", "transferkit.backbones.catalog", "transferkit.backbones.factory", "transferkit.serving",
+)  # fmt: skip
 
 
 def module_name(path: Path) -> str:

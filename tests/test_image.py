@@ -8,7 +8,7 @@ import torch
 
 from transferkit import FitConfig
 from transferkit.backbones import create_backbone
-from transferkit.backbones.image import load_image
+from transferkit.backbones.preprocess import load_image
 from transferkit.errors import DataError
 from transferkit.evaluation import compute_metrics
 from transferkit.strategies.feature_extraction.fit import fit_head

@@ -12,12 +12,13 @@ from transferkit.artifacts import atomic_folder, check_output, load_model, save_
 from transferkit.backbones import Backbone
 from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.config import FitConfig
-from transferkit.data import LabeledData, load_labeled, read_table, train_test_indices
+from transferkit.data import LabeledData, load_labeled, train_test_indices
 from transferkit.errors import DataError
-from transferkit.evaluation import compute_metrics
-from transferkit.evaluation.calibration import expected_calibration_error, reliability_bins
+from transferkit.evaluation.scoring import evaluate_model, model_metrics
 from transferkit.experiments.compare import compare as run_compare
 from transferkit.experiments.report import compare_report, model_report
+from transferkit.explain import explain_examples
+from transferkit.export.runtime import ExportedModel, is_exported
 from transferkit.model import TransferModel
 from transferkit.progress import say
 from transferkit.selection.ranking import rank as run_rank
@@ -90,12 +91,20 @@ def fit(
         "source": labeled.source,
         "n_train": len(train_inputs),
         "n_test": len(test_inputs),
+        # How to read the held-out part again (export measures int8 on it): the test file, or the split.
+        **({"data_path": str(Path(data).resolve())} if isinstance(data, str | Path) and Path(data).exists() else {}),
+        **({"test": str(Path(test).resolve())} if isinstance(test, str | Path) else {}),
+        **({"test_size": test_size} if test is None and test_inputs else {}),
     }
     calibration = None
     if test_inputs:
-        model.metrics, calibration = _metrics(model, test_inputs, test_y, quiet=config.quiet, with_calibration=True)
+        model.metrics, calibration = model_metrics(
+            model, test_inputs, test_y, quiet=config.quiet, with_calibration=True
+        )
     if output is not None:
-        save_model(model, output, overwrite=overwrite, documents={"report.html": model_report(model, calibration)})
+        examples = explain_examples(model, test_inputs, test_y) if test_inputs else []  # 2 right, 2 wrong
+        report = model_report(model, calibration, examples)
+        save_model(model, output, overwrite=overwrite, documents={"report.html": report})
     return model
 
 
@@ -148,31 +157,8 @@ def compare(
     return result
 
 
-def _metrics(
-    model: TransferModel, inputs: list[Any], y: list[Any], *, quiet: bool = True, with_calibration: bool = False
-):
-    """Test metrics (plus the expected calibration error for classifiers); with ``with_calibration``, also
-    the reliability bins for the report, as ``(metrics, calibration)``."""
-    scores = model.scores(inputs, quiet=quiet)
-    predicted = model.predict_from_scores(scores)
-    classes = None
-    calibration = None
-    if model.task != "regression":
-        seen = {v for row in y for v in row} if model.task == "multilabel" else set(map(str, y))
-        classes = model.classes + sorted(seen - set(model.classes))
-    metrics = compute_metrics(model.task, y, predicted, classes)
-    unseen = model.task == "classification" and not set(map(str, y)) <= set(model.classes)
-    if model.task != "regression" and not unseen:  # ECE needs every true class among the model's outputs
-        probabilities = model.proba_from_scores(scores)
-        known = [[v for v in row if str(v) in model.classes] for row in y] if model.task == "multilabel" else y
-        truth = model.target.encode(known)
-        metrics["ece"] = round(expected_calibration_error(probabilities, truth, model.task), 4)
-        calibration = {"ece": metrics["ece"], "reliability": reliability_bins(probabilities, truth, model.task)}
-    return (metrics, calibration) if with_calibration else metrics
-
-
 def evaluate(
-    model: TransferModel | str | Path,
+    model: TransferModel | ExportedModel | str | Path,
     data: str | Path | pd.DataFrame,
     *,
     text_col: str | None = None,
@@ -180,31 +166,16 @@ def evaluate(
     label_sep: str = "|",
     quiet: bool = True,
 ) -> dict[str, Any]:
-    """Metrics of a fitted model (or a model folder) on labeled data."""
-    if not isinstance(model, TransferModel):
-        model = load_model(model)
-    text_col = text_col or model.data_info.get("text_col")
-    label_col = label_col or model.data_info.get("label_col")
-    frame = data if isinstance(data, pd.DataFrame) else read_table(data)
-    # Columns remembered from training are used when present; explicit ones must exist.
-    text_col = text_col if text_col in frame.columns or text_col != model.data_info.get("text_col") else None
-    label_col = label_col if label_col in frame.columns or label_col != model.data_info.get("label_col") else None
-    labeled = load_labeled(
-        frame,
-        text_col=text_col,
-        label_col=label_col,
-        task=model.task,
-        label_sep=label_sep,
-        min_classes=1,
-        name=None if isinstance(data, pd.DataFrame) else str(data),
-        modality=model.backbone.modality,
-    )
-    return _metrics(model, labeled.inputs, labeled.y, quiet=quiet)
+    """Metrics of a fitted model (or a model folder, PyTorch or exported) on labeled data."""
+    if isinstance(model, str | Path):
+        model = load(model)
+    return evaluate_model(model, data, text_col=text_col, label_col=label_col, label_sep=label_sep, quiet=quiet)
 
 
-def load(path: str | Path) -> TransferModel:
-    """Load a model folder written by :func:`fit` or :func:`save`."""
-    return load_model(path)
+def load(path: str | Path) -> TransferModel | ExportedModel:
+    """Load a model folder written by :func:`fit` or :func:`save`, or an exported folder (``transferkit
+    export``), which runs in ONNX Runtime and has the same prediction methods."""
+    return ExportedModel(path) if is_exported(path) else load_model(path)
 
 
 def save(model: TransferModel, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -14,14 +14,9 @@ to a hidden temporary sibling and renamed into place, so an interrupted save nev
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -29,6 +24,7 @@ from transferkit._version import __version__
 from transferkit.backbones import create_backbone
 from transferkit.config import FitConfig
 from transferkit.errors import ModelFolderError, TransferKitError
+from transferkit.files import atomic_folder, write_json
 from transferkit.heads import head_from_state
 from transferkit.model import TransferModel
 from transferkit.state import STATE_PARTS, StatePart, register_state_part
@@ -42,20 +38,6 @@ HEAD = "head.safetensors"
 BACKBONE = "backbone.safetensors"
 # Parts loading before this order provide the backbone themselves (a featuriser); after it, the backbone exists.
 BACKBONE_READY = 10
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=True) + "\n", encoding="utf-8")
 
 
 def is_model_folder(path: Path) -> bool:
@@ -88,26 +70,6 @@ def check_output(path: str | Path, *, overwrite: bool) -> Path:
                 f"output {str(path)!r} is a non-empty folder that transferkit did not write; refusing to replace it"
             )
     return path
-
-
-@contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``path`` only when the block completes without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir()
-    try:
-        yield temporary
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            path.rename(old)
-            temporary.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            temporary.rename(path)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def save_model(

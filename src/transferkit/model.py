@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from transferkit.backbones import Backbone
 from transferkit.cache import embed
 from transferkit.config import FitConfig
 from transferkit.evaluation.calibration import fit_temperature
+from transferkit.explain import Explanation, explain
+from transferkit.export.graph import export_model
 from transferkit.heads import LinearHead, MLPHead
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -74,6 +77,11 @@ class TransferModel:
     def classes(self) -> list[str]:
         return self.target.classes
 
+    @property
+    def modality(self) -> str:
+        """What it reads: "text", "image" or "audio"."""
+        return self.backbone.modality
+
     def embeddings(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
         """Pooled embeddings from the (possibly fine-tuned) backbone (sparse features for TF-IDF baselines)."""
         if not isinstance(self.backbone, Backbone):
@@ -115,6 +123,19 @@ class TransferModel:
     def predict_proba(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
         return self.proba_from_scores(self.scores(inputs, quiet=quiet))
 
+    def predict_outputs(self, inputs: Sequence[Any], *, quiet: bool = True) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions and probabilities (None for regression) from one pass over ``inputs``."""
+        scores = self.scores(inputs, quiet=quiet)
+        probabilities = None if self.task == "regression" else self.proba_from_scores(scores)
+        return self.predict_from_scores(scores), probabilities
+
+    def explain(
+        self, inputs: Sequence[Any], *, target: str | None = None, method: str = "auto", steps: int | None = None
+    ) -> list[Explanation]:
+        """Why each input gets its prediction: word, image-region or time attributions to the predicted class
+        (or ``target``); see :func:`transferkit.explain.explain`."""
+        return explain(self, inputs, target=target, method=method, steps=steps)
+
     def calibrate(self, inputs: Sequence[Any], y: Sequence[Any], *, quiet: bool = True) -> float:
         """Temperature scaling (Guo et al. 2017, https://arxiv.org/abs/1706.04599) on held-out labeled data.
 
@@ -126,6 +147,20 @@ class TransferModel:
         self.temperature = 1.0
         self.temperature = fit_temperature(self.scores(inputs, quiet=quiet), self.target.encode(list(y)), self.task)
         return self.temperature
+
+    def export(
+        self,
+        output: str | Path,
+        *,
+        quantize: str | None = None,
+        test: tuple[Sequence[Any], Sequence[Any]] | None = None,
+        overwrite: bool = False,
+        quiet: bool = True,
+    ) -> dict[str, Any]:
+        """Write this model as one ONNX graph from raw inputs to probabilities (see
+        :func:`transferkit.export.graph.export_model`); ``transferkit.load`` and the CLI read the folder
+        without torch. Returns the folder's manifest."""
+        return export_model(self, output, quantize=quantize, test=test, overwrite=overwrite, quiet=quiet)
 
     def finetuned_state(self) -> dict[str, torch.Tensor]:
         state = self.backbone.module.state_dict()

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from transferkit.errors import BackboneError, DataError
+from transferkit.backbones.preprocess import read_file_bytes
+from transferkit.errors import BackboneError
 
 ProgressCallback = Callable[[int], None]
 
@@ -122,20 +123,6 @@ class Backbone(abc.ABC):
         if cached is None:
             cached = self._weights_hash = self.compute_weights_hash()
         return cached
-
-
-def read_file_bytes(path: str | Path, kind: str = "file") -> bytes:
-    """The bytes of an input file (an image, an audio clip).
-
-    Raises:
-        DataError: The file does not exist or cannot be read.
-    """
-    try:
-        return Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise DataError(f"{kind} {str(path)!r} does not exist") from None
-    except OSError as error:
-        raise DataError(f"{kind} {str(path)!r} cannot be read ({error.strerror}); check its permissions") from None
 
 
 def content_key(item: Any, kind: str = "file") -> bytes:

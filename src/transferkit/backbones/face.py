@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from transferkit.backbones.base import InferenceOnlyBackbone, ProgressCallback
-from transferkit.backbones.image import ImageBackbone, ImageInput, load_image
+from transferkit.backbones.image import ImageBackbone
+from transferkit.backbones.preprocess import ImageInput, load_image
 from transferkit.errors import BackboneError
 
 MIN_SIDE = 150

@@ -20,52 +20,12 @@ import numpy as np
 import torch
 
 from transferkit.backbones import onnx_runtime
-from transferkit.backbones.base import (
-    Backbone,
-    InferenceOnlyBackbone,
-    ProgressCallback,
-    content_key,
-    read_file_bytes,
-)
+from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
 from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen
-from transferkit.errors import BackboneError, DataError
+from transferkit.backbones.preprocess import ImageInput, image_pixels
+from transferkit.errors import BackboneError
 
-ImageInput = str | Path | np.ndarray | Any  # Any: a PIL image
 ONNX_MIN_IMAGES = 64  # "auto" exports to ONNX Runtime (about 3 s once per set of weights) from this many images
-
-
-def load_image(item: ImageInput) -> Any:
-    """A PIL RGB image from a path, a PIL image or a uint8 array; transparency is composed on white.
-
-    Raises:
-        DataError: The file is missing or is not an image Pillow can read.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(item, (str, Path)):
-        data = read_file_bytes(item, "image")
-        try:
-            with Image.open(io.BytesIO(data)) as opened:
-                opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise DataError(f"image {str(item)!r} cannot be read ({error}); remove it or replace it") from None
-    elif isinstance(item, np.ndarray):
-        array = item if item.dtype == np.uint8 else np.clip(item, 0, 255).astype(np.uint8)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-            raise DataError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
-        image = Image.fromarray(array)
-    elif isinstance(item, Image.Image):
-        image = item
-    else:
-        raise DataError(f"cannot read an image from {type(item).__name__}; give a path, a PIL image or an array")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 class ImageBackbone(Backbone):
@@ -112,20 +72,7 @@ class ImageBackbone(Backbone):
 
     def pixels(self, inputs: Sequence[ImageInput]) -> np.ndarray:
         """The network input: (n, 3, size, size) for NCHW or (n, size, size, 3) for NHWC, float32."""
-        from PIL import Image
-
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        batch = np.empty((len(inputs), self.size, self.size, 3), dtype=np.float32)
-        for row, item in enumerate(inputs):
-            image = load_image(item)
-            scale = self.resize / min(image.size)
-            width, height = max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale))
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-            left, top = (width - self.size) // 2, (height - self.size) // 2
-            array = np.asarray(image.crop((left, top, left + self.size, top + self.size)), dtype=np.float32)
-            batch[row] = ((array[:, :, ::-1] if self.channels == "BGR" else array) - mean) / std
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) if self.layout == "NCHW" else batch
+        return image_pixels(inputs, **self.data_config)
 
     @abc.abstractmethod
     def _features(self, pixels: np.ndarray) -> np.ndarray:

@@ -173,6 +173,7 @@ def export(
     axes: dict[str, dict[int, str]],
     path: Path,
     output: str = "last_hidden_state",
+    opset: int = 17,
 ) -> None:
     """Export ``module`` (in eval mode, gradients off) to ``path`` atomically: a crash leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,7 @@ def export(
                 input_names=names,
                 output_names=[output],
                 dynamic_axes=axes,
-                opset_version=17,
+                opset_version=opset,
                 dynamo=False,
             )
         os.replace(temporary, path)

@@ -69,7 +69,7 @@ def _show_metrics(metrics: dict, title: str) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from transferkit.artifacts import write_json
+    from transferkit.files import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, data)

@@ -242,7 +242,7 @@ def rank(
 @app.command()
 @friendly
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit`.")],
+    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit` or `transferkit export`.")],
     data: Annotated[str, typer.Argument(help="Labeled data file.")],
     text_col: TextCol = None,
     label_col: LabelCol = None,
@@ -250,9 +250,9 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score a saved model on labeled data: accuracy, precision, recall, F1, confusion matrix (or MSE, MAE, R2)."""
-    from transferkit.api import evaluate as evaluate_api
+    from transferkit.evaluation.scoring import evaluate_model
 
-    metrics = evaluate_api(model, data, text_col=text_col, label_col=label_col, quiet=quiet)
+    metrics = evaluate_model(load_any(model), data, text_col=text_col, label_col=label_col, quiet=quiet)
     _show_metrics(metrics, f"{data}")
     if json_path:
         _write_json(json_path, metrics)
@@ -261,7 +261,7 @@ def evaluate(
 @app.command()
 @friendly
 def predict(
-    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit`.")],
+    model: Annotated[Path, typer.Argument(help="Model folder written by `transferkit fit` or `transferkit export`.")],
     data: Annotated[str, typer.Argument(help="File with a text (or image path) column, or a folder of images.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write predictions (.csv, .tsv, .jsonl, .parquet).")
@@ -273,7 +273,6 @@ def predict(
     quiet: Quiet = False,
 ) -> None:
     """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
-    from transferkit.artifacts import load_model
     from transferkit.data import load_inputs
 
     if Path(data).exists() and output.resolve() == Path(data).resolve():
@@ -283,19 +282,17 @@ def predict(
     if output.exists() and not overwrite:
         raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
     writer = _writer(output)
-    fitted = load_model(model)
-    modality = fitted.backbone.modality
+    fitted = load_any(model)
     inputs, frame, _ = load_inputs(
-        data, text_col=text_col, remembered_col=fitted.data_info.get("text_col"), modality=modality,
+        data, text_col=text_col, remembered_col=fitted.data_info.get("text_col"), modality=fitted.modality,
         on_bad_file=on_bad_file,
     )  # fmt: skip
-    scores = fitted.scores(inputs, quiet=quiet)
+    predicted, probabilities = fitted.predict_outputs(inputs, quiet=quiet)
     result = frame.copy()
-    predicted = fitted.predict_from_scores(scores)
     result["prediction"] = ["|".join(p) for p in predicted] if fitted.task == "multilabel" else predicted
-    if proba and fitted.task != "regression":
+    if proba and probabilities is not None:
         for i, name in enumerate(fitted.classes):
-            result[f"proba_{name}"] = fitted.proba_from_scores(scores)[:, i].round(6)
+            result[f"proba_{name}"] = probabilities[:, i].round(6)
     temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -304,6 +301,17 @@ def predict(
     finally:
         temporary.unlink(missing_ok=True)
     err.print(f"wrote {len(result)} predictions to {output}", highlight=False, markup=False, soft_wrap=True)
+
+
+def load_any(path: Path):
+    """A PyTorch model folder, or an exported one, which loads without importing torch."""
+    from transferkit.export.runtime import ExportedModel, is_exported
+
+    if is_exported(path):
+        return ExportedModel(path)
+    from transferkit.artifacts import load_model
+
+    return load_model(path)
 
 
 def _writer(path: Path):

@@ -15,6 +15,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from transferkit.explain import EXPLANATION_STYLE, explanations_section
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1000px; margin: 2em auto;
@@ -236,8 +238,9 @@ def compare_report(result: dict[str, Any]) -> str:
     return _page("Is transfer worth it here?", meta, sections)
 
 
-def model_report(model: Any, calibration: dict[str, Any] | None = None) -> str:
-    """Report of a fitted model: what was trained, why (auto), test metrics, confusion matrix, calibration."""
+def model_report(model: Any, calibration: dict[str, Any] | None = None, examples: list[tuple[Any, Any]] = ()) -> str:
+    """Report of a fitted model: what was trained, why (auto), test metrics, confusion matrix, calibration, and
+    ``examples``: (true label, :class:`~transferkit.explain.Explanation`) pairs of explained test inputs."""
     facts = [
         ["task", model.task],
         ["strategy", model.strategy],
@@ -256,4 +259,11 @@ def model_report(model: Any, calibration: dict[str, Any] | None = None) -> str:
         sections.extend(_metrics_sections(model.metrics, calibration))
     else:
         sections.append("<p>No test set was held out, so there is nothing to evaluate.</p>")
+    if examples:
+        truths, explained = zip(*examples, strict=True)
+        sections.append(
+            f"<h2>Test examples explained</h2><style>{EXPLANATION_STYLE}</style>"
+            "<p class='meta'>A few right and wrong predictions on held-out texts, with the words that moved them "
+            "(see <code>transferkit explain</code> for your own inputs).</p>" + explanations_section(explained, truths)
+        )
     return _page("transferkit model report", f"{model.data_info.get('source', '')}", sections)

@@ -27,6 +27,11 @@ class ContrastiveSettings:
         0.05, "contrastive: softmax temperature of the supervised contrastive loss",
         check=lambda v: 0 < v <= 1, rule="in (0, 1]",
     )  # fmt: skip
+    contrastive_loss: str = setting(
+        "supcon", "contrastive: the pair objective: supcon (supervised contrastive, softmax over the batch) or cosine "
+        "(SetFit's: the cosine similarity of every pair regressed to 1 for same class, 0 otherwise)",
+        check=lambda v: v in ("supcon", "cosine"), rule="supcon or cosine",
+    )  # fmt: skip
     contrastive_mix: float = setting(
         1.0, "contrastive: share of the weight change kept after training, the rest returned to the pre-trained "
         "weights (WiSE-FT weight interpolation; 1: all of it)",

