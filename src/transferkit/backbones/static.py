@@ -7,7 +7,6 @@ trains the table itself (block 1; block 0 is empty, so the default ``unfreeze_la
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,42 +119,7 @@ def wordpiece_ids(tokenizer: Any) -> Tokenizer:
     def ids(texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
-    return ids
-
-
-_WORD = re.compile(r"\w+(?:[-'’.,/]\w+)*|[^\w\s]")
-_PIECE = re.compile(r"\w+|[^\w\s]")
-_CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
-
-
-def word_ids(vocabulary: dict[str, int]) -> Tokenizer:
-    """Lower-cased words and punctuation looked up in ``vocabulary`` (GloVe's, which keeps hyphenated words,
-    numbers with separators and clitics such as "'s" and "n't" as tokens); unknown words fall back to their
-    pieces, and unknown pieces are dropped."""
-
-    def lookup(token: str, out: list[int]) -> None:
-        index = vocabulary.get(token)
-        if index is not None:
-            out.append(index)
-            return
-        clitic = _CLITIC.match(token)
-        if clitic:
-            for part in clitic.groups():
-                lookup(part, out)
-            return
-        for piece in _PIECE.findall(token):
-            if piece != token and piece in vocabulary:
-                out.append(vocabulary[piece])
-
-    def ids(texts: list[str]) -> list[list[int]]:
-        result = []
-        for text in texts:
-            out: list[int] = []
-            for token in _WORD.findall(text.lower().replace("’", "'")):
-                lookup(token, out)
-            result.append(out)
-        return result
-
+    ids.tokenizer = tokenizer  # what export writes as tokenizer.json
     return ids
 
 

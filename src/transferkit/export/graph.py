@@ -67,13 +67,17 @@ def exportable(model: Any) -> str:
     fast = getattr(getattr(backbone, "tokenizer", None), "backend_tokenizer", None)
     if backbone.modality == "text" and fast is not None and hasattr(backbone, "_layers"):
         return "transformer"
+    words = getattr(backbone, "tokenizer", None)
+    if backbone.modality == "text" and (hasattr(words, "tokenizer") or hasattr(words, "vocabulary")):
+        return "static"
     if backbone.modality == "image" and getattr(backbone, "trainable", False):
         return "torch-image"
     if backbone.modality == "image" and hasattr(backbone, "_session"):
         return "onnx-image"
     raise TransferKitError(
         f"backbone {name!r} ({backbone.modality}) cannot be exported yet: export supports transformer text "
-        "backbones (minilm, any BERT-like folder) and image backbones (efficientnet-lite0, small-cnn, .onnx networks)"
+        "backbones (minilm, any BERT-like folder), word-vector tables (wordllama, glove-50d) and image backbones "
+        "(efficientnet-lite0, small-cnn, .onnx networks)"
     )
 
 
@@ -152,7 +156,7 @@ def _write_graph(model: Any, kind: str, path: Path, examples: list[Any]) -> dict
         merge_onnx_backbone(backbone, model, path)
         return {"kind": "pixels", "names": [backbone._input], "data_config": backbone.data_config}
     batch = backbone.tokenize(examples)
-    if kind == "transformer":
+    if kind in ("transformer", "static"):
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in batch]
         axes = {name: {0: "batch", 1: "sequence"} for name in names}
     else:
@@ -166,12 +170,24 @@ def _write_graph(model: Any, kind: str, path: Path, examples: list[Any]) -> dict
             "kind": "tokens", "names": names, "max_length": backbone.max_length,
             "pad_id": int(tokenizer.pad_token_id), "pad_token": tokenizer.pad_token,
         }  # fmt: skip
+    if kind == "static" and hasattr(backbone.tokenizer, "tokenizer"):  # word pieces, no special tokens
+        return {
+            "kind": "tokens", "names": names, "max_length": backbone.max_length, "pad_id": 0, "pad_token": "[PAD]",
+            "special_tokens": False,
+        }  # fmt: skip
+    if kind == "static":
+        return {"kind": "words", "names": names, "max_length": backbone.max_length}
     return {"kind": "pixels", "names": names, "data_config": backbone.data_config}
 
 
 def _write_inputs(model: Any, kind: str, folder: Path) -> None:
+    tokenizer = model.backbone.tokenizer if kind in ("transformer", "static") else None
     if kind == "transformer":
-        model.backbone.tokenizer.backend_tokenizer.save(str(folder / runtime.TOKENIZER))
+        tokenizer.backend_tokenizer.save(str(folder / runtime.TOKENIZER))
+    elif kind == "static" and hasattr(tokenizer, "tokenizer"):
+        tokenizer.tokenizer.save(str(folder / runtime.TOKENIZER))
+    elif kind == "static":
+        write_json(folder / runtime.VOCABULARY, tokenizer.vocabulary)
 
 
 def _manifest(model: Any, kind: str, inputs: dict[str, Any]) -> dict[str, Any]:

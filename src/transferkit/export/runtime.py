@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.backbones.preprocess import image_pixels
+from transferkit.backbones.preprocess import image_pixels, word_ids
 from transferkit.errors import ModelFolderError
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
+VOCABULARY = "vocabulary.json"
 
 
 def is_exported(path: str | Path) -> bool:
@@ -74,7 +75,11 @@ class ExportedModel:
         if graph is None and not (path / GRAPH).is_file():
             raise ModelFolderError(f"exported folder {str(path)!r} is damaged: {GRAPH} is missing; export again")
         self._session = _session(Path(graph) if graph is not None else path / GRAPH, threads)
-        self._tokenizer = _tokenizer(path / TOKENIZER, self.inputs) if self.inputs["kind"] == "tokens" else None
+        self._tokenizer = None
+        if self.inputs["kind"] == "tokens":
+            self._tokenizer = _tokenizer(path / TOKENIZER, self.inputs)
+        elif self.inputs["kind"] == "words":
+            self._tokenizer = word_ids(json.loads(_file(path, VOCABULARY).read_text(encoding="utf-8")))
 
     def __repr__(self) -> str:
         return f"ExportedModel({str(self.path)!r}, task={self.task!r}, precision={self.manifest.get('precision')!r})"
@@ -120,26 +125,30 @@ class ExportedModel:
 
     def _order(self, items: list[Any]) -> np.ndarray:
         """Texts sorted by length, so each batch pads little; other inputs as they come."""
-        if self.inputs["kind"] == "tokens":
-            return np.argsort([len(text) for text in items], kind="stable")
+        if self.inputs["kind"] in ("tokens", "words"):
+            return np.argsort([len(text) if isinstance(text, str) else 0 for text in items], kind="stable")
         return np.arange(len(items))
 
     def _feeds(self, batch: list[Any]) -> dict[str, np.ndarray]:
         kind = self.inputs["kind"]
+        if kind in ("tokens", "words") and not all(isinstance(text, str) for text in batch):
+            raise TypeError("this model reads texts; give a list of strings")
+        if kind == "words":
+            rows = [ids[: self.inputs["max_length"]] for ids in self._tokenizer(batch)]
+            width = max(1, max(len(row) for row in rows))
+            input_ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for index, row in enumerate(rows):
+                input_ids[index, : len(row)], mask[index, : len(row)] = row, 1
+            return {"input_ids": input_ids, "attention_mask": mask}
         if kind == "tokens":
-            if not all(isinstance(text, str) for text in batch):
-                raise TypeError("this model reads texts; give a list of strings")
-            encodings = self._tokenizer.encode_batch(batch)
+            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=self.inputs.get("special_tokens", True))
             columns = {
                 "input_ids": [e.ids for e in encodings],
                 "attention_mask": [e.attention_mask for e in encodings],
                 "token_type_ids": [e.type_ids for e in encodings],
             }
             return {name: np.asarray(columns[name], dtype=np.int64) for name in self.inputs["names"]}
-        if kind == "strings":
-            if not all(isinstance(text, str) for text in batch):
-                raise TypeError("this model reads texts; give a list of strings")
-            return {self.inputs["names"][0]: np.asarray(batch, dtype=object).reshape(-1, 1)}
         if kind == "pixels":
             return {self.inputs["names"][0]: image_pixels(batch, **self.inputs["data_config"])}
         raise ModelFolderError(f"{str(self.path)!r} has inputs of kind {kind!r} this transferkit cannot read")
@@ -165,9 +174,13 @@ def _tokenizer(path: Path, inputs: dict[str, Any]):
     """The exported tokenizer, truncating and padding as the backbone did."""
     from tokenizers import Tokenizer
 
-    if not path.is_file():
-        raise ModelFolderError(f"exported folder {str(path.parent)!r} is damaged: {TOKENIZER} is missing")
-    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer = Tokenizer.from_file(str(_file(path.parent, path.name)))
     tokenizer.enable_truncation(int(inputs["max_length"]))
     tokenizer.enable_padding(pad_id=int(inputs["pad_id"]), pad_token=inputs["pad_token"])
     return tokenizer
+
+
+def _file(folder: Path, name: str) -> Path:
+    if not (folder / name).is_file():
+        raise ModelFolderError(f"exported folder {str(folder)!r} is damaged: {name} is missing; export again")
+    return folder / name
