@@ -186,6 +186,26 @@ def test_image_saliency_falls_on_the_bright_patch(method):
     assert page.count("data:image/png;base64,") == len(explanations)
 
 
+def test_inference_only_backbones_are_explained_by_occlusion(keyword_data):
+    """e5-small (ONNX text) and resnet50-thin (ONNX image) have no gradients: auto chooses occlusion, and it
+    finds the keyword / the bright patch."""
+    (texts, labels), (test_texts, test_labels) = keyword_data
+    model = fit(texts, labels, "e5-small")
+    positives = [t for t, label in zip(test_texts, test_labels, strict=True) if label == "pos"][:3]
+    explanations = model.explain(positives, target="pos")
+    assert {e.method for e in explanations} == {"occlusion"} and keyword_rate(explanations) >= 2 / 3
+    images, labels, _ = bright_patch_images(20, seed=0, side=64, patch=16)
+    model = fit(images, labels, "resnet50-thin")
+    test_images, _, boxes = bright_patch_images(2, seed=1, side=64, patch=16)
+    [explanation] = model.explain(test_images[:1], target="patch")
+    assert explanation.method == "occlusion" and np.shape(explanation.attributions) == (8, 8)
+    # 64 px -> resized to 256, centre crop 224: the patch's pixels in the crop are 4 * (box) - 16
+    row, col = np.unravel_index(np.argmax(explanation.attributions), (8, 8))
+    top, left = (4 * v - 16 for v in boxes[0])
+    size = explanation.cell
+    assert top - size < row * size < top + 64 and left - size < col * size < left + 64
+
+
 def test_audio_occlusion_finds_the_tone_burst():
     """mfcc-stats (inference only) on clips of faint noise, half with a 0.2 s tone: silencing the tone's
     windows drops the "tone" score the most."""
@@ -252,6 +272,25 @@ def test_cli_explains_texts_and_writes_html_and_json(model_folder, tmp_path):
     result = runner.invoke(app, ["explain", str(model_folder), "--file", str(table), "--method", "occlusion"])
     assert result.exit_code == 0, result.output
     assert "occlusion" in result.output
+
+
+def test_cli_explains_image_files(tmp_path):
+    from PIL import Image
+
+    images, labels, _ = bright_patch_images(40, seed=0)
+    save_model(fit(images, labels, "small-cnn"), tmp_path / "model")
+    paths = []
+    for index, image in enumerate(bright_patch_images(2, seed=1)[0]):
+        paths.append(str(tmp_path / f"image{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    data = tmp_path / "why.json"
+    result = CliRunner().invoke(app, ["explain", str(tmp_path / "model"), *paths, "--json", str(data)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(data.read_text())
+    assert [row["input"] for row in rows] == paths and {row["modality"] for row in rows} == {"image"}
+    assert np.asarray(rows[0]["attributions"]).shape == (32, 32) and "(y " in result.output
+    result = CliRunner().invoke(app, ["explain", str(tmp_path / "model"), str(tmp_path / "missing.png")])
+    assert result.exit_code == 2 and "missing.png (does not exist)" in result.output
 
 
 def test_cli_errors_are_one_line_and_leave_no_html(model_folder, tmp_path):

@@ -84,8 +84,8 @@ class Explanation:
         return {k: _plain(v) for k, v in self.__dict__.items() if k != "picture"}
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` parts that pushed hardest towards the target: (word, or "row r, col c", or "1.2-1.3 s",
-        attribution), largest first."""
+        """The ``k`` parts that pushed hardest towards the target, largest first: (word, image cell as
+        "(y 8-16, x 24-32)" in pixels of the network input, or window as "1.20-1.30 s", attribution)."""
         if self.tokens is not None:
             named = list(zip(self.tokens, self.attributions, strict=True))
         elif self.times is not None:
@@ -93,8 +93,9 @@ class Explanation:
             named = [(f"{t:.2f}-{t + window:.2f} s", a) for t, a in zip(self.times, self.attributions, strict=True)]
         else:
             size = self.cell or 1
+            span = (lambda i: f"{i}") if size == 1 else (lambda i: f"{i * size}-{(i + 1) * size}")
             named = [
-                (f"y {r * size}-{(r + 1) * size}, x {c * size}-{(c + 1) * size} px", value)
+                (f"(y {span(r)}, x {span(c)})", value)
                 for r, row in enumerate(self.attributions)
                 for c, value in enumerate(row)
             ]

@@ -50,7 +50,9 @@ def transformer_gradients(
     baseline = torch.where(special.bool()[None], ids, torch.full_like(ids, pad))
     network = backbone.module
     network.eval()
-    layer = getattr(network, "embeddings", None) or network.get_input_embeddings()
+    layer = getattr(network, "embeddings", None)  # BERT-like: word + position + type embeddings, normalised
+    if layer is None:
+        layer = network.get_input_embeddings()
     linear = torch_head(head)
 
     def forward(input_ids: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ folder is served by ONNX Runtime alone, and torch is imported only to load a PyT
 
 from __future__ import annotations
 
+import transferkit.serving._dependencies  # noqa: F401 - first: a one-line error when fastapi or uvicorn is missing
 from transferkit.serving.app import create_app
 from transferkit.serving.batching import BatchStats, DynamicBatcher
 from transferkit.serving.config import ServeConfig, api_key_from_env
