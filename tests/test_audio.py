@@ -51,12 +51,12 @@ def test_audio_is_read_mono_at_16k_from_any_rate_and_format(tmp_path):
 
 
 def test_silence_around_speech_is_trimmed(speech):
-    from transferkit.backbones.audio import RATE, SpeechTrimmer, load_audio
+    from transferkit.backbones.audio import RATE, SpeechTrimmer, load_audio, vad_file
 
     _, train, _ = speech
     samples = load_audio(train[0][0])
     padded = np.concatenate([np.zeros(RATE, np.float32), samples, np.zeros(RATE, np.float32)])
-    trimmer = SpeechTrimmer()
+    trimmer = SpeechTrimmer(vad_file())
     trimmed = trimmer(padded)
     assert len(trimmed) < len(samples) + 0.5 * RATE  # two seconds of silence went, the word stayed
     assert len(trimmed) > 0.2 * RATE

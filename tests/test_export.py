@@ -253,3 +253,29 @@ def test_image_int8_is_calibrated_on_the_training_images_and_measured_on_the_hel
     assert cost["fp32"] == pytest.approx(model.metrics["macro_f1"], abs=1e-4)
     assert manifest["export"]["size_bytes"] < 6e6  # the fp32 graph is 13.5 MB
     assert len(tk.load(tmp_path / "int8").predict([str(next(digit_folder.glob("*/*.png")))])) == 1
+
+
+def test_ge2e_audio_exports_with_vad_and_mel_windows(tmp_path):
+    """GE2E: the runtime reads the file, trims silence with the shipped silero VAD, cuts Resemblyzer's partial mel
+    windows in numpy and runs one graph per clip (the mean of the window embeddings, then the head)."""
+    pytest.importorskip("resemblyzer", reason="needs the audio setup (README)")
+    from transferkit.datasets.speech import espeak_available, synthesize
+
+    if not espeak_available():
+        pytest.skip("needs espeak-ng")
+    rows = synthesize(tmp_path / "commands", words=("yes", "no", "up"), voices=("en-us+m1", "en-gb+f3", "en-us+f2"),
+                      speeds=(150,), pitches=(50,), noise=0.01)  # fmt: skip
+    clips, words = [r[0] for r in rows], [r[1] for r in rows]
+    long_clip = np.concatenate([np.zeros(8000, np.float32), np.random.default_rng(0).normal(0, 0.1, 48000)])
+    for strategy in ("feature-extraction", "finetune"):
+        model = tk.fit(pd.DataFrame({"audio": clips, "word": words}), text_col="audio", label_col="word",
+                       backbone="ge2e", strategy=strategy, epochs=1, test_size=0.0, quiet=True)  # fmt: skip
+        model.export(tmp_path / strategy)
+        exported = tk.load(tmp_path / strategy)
+        assert sorted(p.name for p in (tmp_path / strategy).iterdir()) == [
+            "manifest.json", "mel_filters.json", "model.onnx", "silero_vad.onnx"
+        ]  # fmt: skip
+        _assert_same(model, exported, [*clips[:4], long_clip.astype(np.float32)], atol=1e-4)
+    cost = model.export(tmp_path / "int8", quantize="int8", test=(clips, words))["export"]["int8"]
+    assert cost["measured"] and cost["n"] == len(clips) and 0 <= cost["agreement"] <= 1
+    assert len(tk.load(tmp_path / "int8").predict(clips[:2])) == 2

@@ -28,14 +28,8 @@ import torch
 
 from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
 from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen, session
-from transferkit.errors import BackboneError, DataError
-
-RATE = 16_000
-VAD_CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
-VAD_CONTEXT = 64
-VAD_THRESHOLD = 0.5
-VAD_PAD_SECONDS = 0.1
-AudioInput = str | Path | np.ndarray
+from transferkit.backbones.preprocess import RATE, AudioInput, SpeechTrimmer, load_audio
+from transferkit.errors import BackboneError
 
 
 def package_folder(module: str, backbone: str, extra: str = "audio") -> Path:
@@ -46,71 +40,9 @@ def package_folder(module: str, backbone: str, extra: str = "audio") -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def load_audio(item: AudioInput, rate: int = RATE) -> np.ndarray:
-    """Mono float32 samples at ``rate`` from a file path (any rate, any channels) or a 1-d array at ``rate``.
-
-    Raises:
-        DataError: A missing or unreadable file, or an empty clip.
-    """
-    if isinstance(item, (str, Path)):
-        import soundfile
-
-        try:
-            samples, source_rate = soundfile.read(str(item), dtype="float32", always_2d=True)
-        except FileNotFoundError:
-            raise DataError(f"audio file {str(item)!r} does not exist") from None
-        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            if not Path(item).exists():
-                raise DataError(f"audio file {str(item)!r} does not exist") from None
-            raise DataError(f"audio file {str(item)!r} cannot be read ({error}); use WAV, FLAC or OGG") from None
-        samples = samples.mean(axis=1)
-        if source_rate != rate:
-            from math import gcd
-
-            from scipy.signal import resample_poly
-
-            divisor = gcd(int(source_rate), rate)
-            samples = resample_poly(samples, rate // divisor, int(source_rate) // divisor).astype(np.float32)
-        name = str(item)
-    elif isinstance(item, np.ndarray):
-        samples = item.astype(np.float32).reshape(-1) if item.ndim == 1 else item.astype(np.float32).mean(axis=-1)
-        name = "an audio array"
-    else:
-        raise DataError(f"cannot read audio from {type(item).__name__}; give a file path or a 1-d array at {rate} Hz")
-    if samples.size == 0:
-        raise DataError(f"{name} holds no samples")
-    return np.ascontiguousarray(samples, dtype=np.float32)
-
-
-class SpeechTrimmer:
-    """Cuts leading and trailing non-speech with silero VAD (the ``silero-vad`` package's ONNX graph)."""
-
-    def __init__(self) -> None:
-        folder = package_folder("silero_vad", "silero-vad")
-        self._session = session(folder / "data" / "silero_vad.onnx")
-
-    def probabilities(self, samples: np.ndarray) -> np.ndarray:
-        """Speech probability of each 32 ms chunk."""
-        state = np.zeros((2, 1, 128), dtype=np.float32)
-        context = np.zeros((1, VAD_CONTEXT), dtype=np.float32)
-        padded = np.pad(samples, (0, -len(samples) % VAD_CHUNK))
-        output = []
-        for start in range(0, len(padded), VAD_CHUNK):
-            chunk = np.concatenate([context, padded[None, start : start + VAD_CHUNK]], axis=1)
-            feeds = {"input": chunk, "state": state, "sr": np.array(RATE, dtype=np.int64)}
-            probability, state = self._session.run(None, feeds)
-            output.append(float(probability[0, 0]))
-            context = chunk[:, -VAD_CONTEXT:]
-        return np.asarray(output)
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        speech = np.flatnonzero(self.probabilities(samples) > VAD_THRESHOLD)
-        if not len(speech):
-            return samples
-        pad = int(VAD_PAD_SECONDS * RATE)
-        start = max(0, speech[0] * VAD_CHUNK - pad)
-        stop = min(len(samples), (speech[-1] + 1) * VAD_CHUNK + pad)
-        return samples[start:stop]
+def vad_file() -> Path:
+    """silero VAD's ONNX graph, from the ``silero-vad`` package."""
+    return package_folder("silero_vad", "silero-vad") / "data" / "silero_vad.onnx"
 
 
 class AudioBackbone(Backbone):
@@ -124,7 +56,7 @@ class AudioBackbone(Backbone):
 
     def _setup(self, name: str, trim: bool) -> None:
         self.name, self.source, self.trim = name, {"registry": name}, bool(trim)
-        self._trimmer = SpeechTrimmer() if trim else None
+        self._trimmer = SpeechTrimmer(vad_file()) if trim else None
 
     def reference(self) -> dict[str, Any]:
         return {**super().reference(), "trim": self.trim}

@@ -76,7 +76,7 @@ def measure_set(held: tuple[Sequence[Any], Sequence[Any]]) -> tuple[list[Any], l
 
 def sample_inputs(model: Any, held: tuple[Sequence[Any], Sequence[Any]] | None, n: int = 64) -> list[Any]:
     """Inputs to compare the fp32 graph with PyTorch on: held-out ones when there are, else made-up texts of
-    very different lengths or seeded random images of odd sizes."""
+    very different lengths, seeded random images of odd sizes or noise clips of several lengths."""
     if held is not None and len(held[0]) >= 2:
         inputs = list(held[0])
         chosen = np.random.default_rng(0).choice(len(inputs), min(n, len(inputs)), replace=False)
@@ -84,6 +84,8 @@ def sample_inputs(model: Any, held: tuple[Sequence[Any], Sequence[Any]] | None, 
     if model.modality == "text":
         return list(_TEXTS)
     rng = np.random.default_rng(0)
+    if model.modality == "audio":  # 0.5 to 3 s of noise at 16 kHz: one to several GE2E windows
+        return [rng.normal(0, 0.1, size).astype(np.float32) for size in (8_000, 25_600, 48_000)]
     return [rng.integers(0, 256, size=(37 + 11 * i, 53 - 7 * i, 3), dtype=np.uint8) for i in range(4)]
 
 

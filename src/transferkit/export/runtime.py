@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.backbones.preprocess import image_pixels, word_ids
+from transferkit.backbones.preprocess import SpeechTrimmer, ge2e_windows, image_pixels, load_audio, word_ids
 from transferkit.errors import ModelFolderError
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -28,6 +28,8 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 VOCABULARY = "vocabulary.json"
+MEL_FILTERS = "mel_filters.json"
+VAD = "silero_vad.onnx"
 
 
 def is_exported(path: str | Path) -> bool:
@@ -80,6 +82,10 @@ class ExportedModel:
             self._tokenizer = _tokenizer(path / TOKENIZER, self.inputs)
         elif self.inputs["kind"] == "words":
             self._tokenizer = word_ids(json.loads(_file(path, VOCABULARY).read_text(encoding="utf-8")))
+        elif self.inputs["kind"] == "ge2e":
+            self._mel_filters = np.asarray(json.loads(_file(path, MEL_FILTERS).read_text()), dtype=np.float32)
+            self._trimmer = SpeechTrimmer(_file(path, VAD)) if self.inputs["trim"] else None
+            self.batch_size = 1  # one clip per run: its partial windows are the graph's batch
 
     def __repr__(self) -> str:
         return f"ExportedModel({str(self.path)!r}, task={self.task!r}, precision={self.manifest.get('precision')!r})"
@@ -149,6 +155,11 @@ class ExportedModel:
                 "token_type_ids": [e.type_ids for e in encodings],
             }
             return {name: np.asarray(columns[name], dtype=np.int64) for name in self.inputs["names"]}
+        if kind == "ge2e":
+            (item,) = batch
+            samples = load_audio(item)
+            samples = self._trimmer(samples) if self._trimmer is not None else samples
+            return {"mels": ge2e_windows(samples, self._mel_filters)}
         if kind == "pixels":
             return {self.inputs["names"][0]: image_pixels(batch, **self.inputs["data_config"])}
         raise ModelFolderError(f"{str(self.path)!r} has inputs of kind {kind!r} this transferkit cannot read")
