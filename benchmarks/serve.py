@@ -97,7 +97,8 @@ class Server:
     def __init__(self, folder: Path, batching: bool, threads: int | None) -> None:
         port = free_port()
         self.process = start_server(folder, port, batching, threads)
-        self.base, self.name, self.batching = f"http://127.0.0.1:{port}", folder.resolve().name, batching
+        self.base, self.batching = f"http://127.0.0.1:{port}", batching
+        self.name = httpx.get(f"{self.base}/v2", timeout=30).json()["models"][0]
         self.platform = httpx.get(f"{self.base}/v2/models/{self.name}", timeout=30).json()["platform"]
         self.url = f"{self.base}/v2/models/{self.name}/infer"
 

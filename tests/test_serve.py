@@ -30,6 +30,8 @@ import transferkit as tk
 from transferkit.cli import app as cli_app
 from transferkit.config import FitConfig
 from transferkit.errors import TransferKitError
+
+pytest.importorskip("fastapi", reason="needs the deploy extra: pip install -e '.[deploy]'")
 from transferkit.serving import DynamicBatcher, ServeConfig, api_key_from_env, load_served_models, running
 
 LIMITS = dict(max_body_bytes=64 * 1024, max_batch=16, max_text_chars=2000, max_file_bytes=32 * 1024)
@@ -167,6 +169,17 @@ def test_bad_requests_get_a_one_line_json_error(client, case, path, body, status
     error = response.json()["error"]
     assert "\n" not in error
     assert re.search(match, error), error
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(client):
+    def chunks():  # no Content-Length: the server counts what arrives
+        yield b'{"inputs": ["'
+        for _ in range(20):
+            yield b"x" * 4096
+        yield b'"]}'
+
+    response = client.post("/v2/models/spam/predict", content=chunks())
+    assert response.status_code == 413 and "more than 65536 bytes" in response.json()["error"]
 
 
 GARBAGE = [
@@ -393,6 +406,13 @@ def test_an_exported_folder_is_served_like_its_pytorch_model(folders, tmp_path, 
         plain = session.post("/v2/models/spam/predict", json={"inputs": texts}).json()
     assert plain["predictions"] == original_labels
     np.testing.assert_allclose(plain["probabilities"], original, atol=1e-4)
+    code = (
+        "import sys\nfrom transferkit.serving import create_app, load_served_models\n"
+        f"models = load_served_models([{str(tmp_path / 'spam')!r}])\ncreate_app(models)\n"
+        "print(models['spam'].predict(['win a free cruise'])[0], 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-1] == "False", done.stderr[-800:]  # served without importing torch
 
 
 def _free_port() -> int:

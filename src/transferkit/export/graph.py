@@ -24,6 +24,7 @@ import torch
 
 from transferkit._version import __version__
 from transferkit.backbones.onnx_runtime import export as export_module
+from transferkit.backbones.preprocess import GE2E_FFT, RATE
 from transferkit.errors import TransferKitError
 from transferkit.export import measure, runtime
 from transferkit.export.heads import merge_onnx_backbone, outputs_module
@@ -212,8 +213,6 @@ def _write_inputs(model: Any, kind: str, folder: Path) -> None:
         write_json(folder / runtime.VOCABULARY, tokenizer.vocabulary)
     elif kind == "ge2e":
         import librosa
-
-        from transferkit.backbones.preprocess import GE2E_FFT, RATE
 
         filters = librosa.filters.mel(sr=RATE, n_fft=GE2E_FFT, n_mels=40).astype(np.float32)
         write_json(folder / runtime.MEL_FILTERS, filters.tolist())

@@ -26,7 +26,8 @@ logger = logging.getLogger("transferkit.serving")
 
 @dataclass
 class BatchStats:
-    """Counters of one model's batcher: requests and inputs taken, model calls made, the largest call."""
+    """Counters of one model's batcher: requests taken, inputs passed to the model, model calls made, the
+    largest call. A merged call that failed and was rerun request by request counts its inputs again."""
 
     requests: int = 0
     inputs: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,12 @@ class ServedModel:
         return self.model.predict_outputs(list(inputs))
 
 
+def model_name(path: str | Path) -> str:
+    """The name a model folder is served under: its own name as given (``models/spam/`` and ``./spam``: "spam";
+    a link keeps its own name)."""
+    return Path(os.path.abspath(Path(path).expanduser())).name
+
+
 def _is_exported(path: Path) -> bool:
     try:
         from transferkit.export.runtime import is_exported
@@ -90,14 +97,19 @@ def load_served_model(path: str | Path) -> ServedModel:
                 f"{str(path)!r} is an exported model, but transferkit.export is unavailable; "
                 "install the deploy extra: pip install 'transferkit[deploy]'"
             ) from None
-        return ServedModel(name=path.resolve().name, path=path, model=ExportedModel(path), platform="onnxruntime_onnx")
-    from transferkit.artifacts import load_model
-
+        return ServedModel(name=model_name(path), path=path, model=ExportedModel(path), platform="onnxruntime_onnx")
+    try:
+        from transferkit.artifacts import load_model
+    except ModuleNotFoundError as error:
+        raise TransferKitError(
+            f"{str(path)!r} is a PyTorch model folder and {error.name} is not installed; install it, or serve the "
+            "folder `transferkit export` writes from it (no torch needed)"
+        ) from None
     model = load_model(path)
     # A server must not grow the embedding cache by every text it is sent, nor share its SQLite file
     # between threads; encoding without it gives the same numbers.
     model.config.use_cache = False
-    return ServedModel(name=path.resolve().name, path=path, model=model, platform="transferkit_pytorch")
+    return ServedModel(name=model_name(path), path=path, model=model, platform="transferkit_pytorch")
 
 
 def load_served_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
@@ -108,15 +120,15 @@ def load_served_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
     """
     if not paths:
         raise TransferKitError("no model to serve; pass one or more model folders")
-    seen: dict[str, Path] = {}
+    seen: dict[str, str] = {}
     for path in paths:
-        resolved = Path(path).expanduser().resolve()
-        if resolved.name in seen:
+        name = model_name(path)
+        if name in seen:
             raise TransferKitError(
-                f"two models are named {resolved.name!r} ({seen[resolved.name]} and {resolved}); the URL uses "
-                "the folder name, so rename or copy one folder"
+                f"two models are named {name!r} ({seen[name]} and {path}); the URL uses the folder name, so "
+                "rename or copy one folder"
             )
-        seen[resolved.name] = resolved
+        seen[name] = str(path)
     models = [load_served_model(path) for path in paths]
     return {model.name: model for model in models}
 
