@@ -84,20 +84,18 @@ def test_word_vector_tables_export_with_their_tokenizers(spam_frame, afinn_frame
     _assert_same(model, tk.load(tmp_path / "e"), texts)
 
 
-def test_the_exported_tokenizer_matches_the_backbones(minilm, spam_frame):
-    """The runtime's tokenizers.Tokenizer truncates and pads exactly as the Hugging Face tokenizer did."""
-    from transferkit.export.runtime import _tokenizer
-
+def test_the_runtime_tokenizes_and_pads_as_the_backbone_does(spam_frame, tmp_path):
+    """tokenizer.json + the runtime's padding give MiniLM exactly the tensors its Hugging Face tokenizer gave."""
+    model = tk.fit(spam_frame, text_col="text", label_col="label", backbone="minilm", strategy="feature-extraction",
+                   quiet=True)  # fmt: skip
+    model.export(tmp_path / "e")
+    exported = ExportedModel(tmp_path / "e")
     texts = list(spam_frame["text"][:8]) + ODD_TEXTS
-    backend = minilm.tokenizer.backend_tokenizer.to_str()
-    path = os.path.join(os.environ["TRANSFERKIT_CACHE"], "tokenizer.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(backend)
-    inputs = {"max_length": minilm.max_length, "pad_id": minilm.tokenizer.pad_token_id, "pad_token": "[PAD]"}
-    ours = _tokenizer(__import__("pathlib").Path(path), inputs).encode_batch(texts)
-    theirs = minilm.tokenize(texts)
-    assert [e.ids for e in ours] == theirs["input_ids"].tolist()
-    assert [e.attention_mask for e in ours] == theirs["attention_mask"].tolist()
+    ours = exported._feeds(exported._prepare(texts))
+    theirs = model.backbone.tokenize(texts)
+    assert set(ours) == set(theirs)
+    for name in ours:
+        assert ours[name].tolist() == theirs[name].tolist(), name
 
 
 def test_minilm_int8_on_its_own_held_out_data(spam_csv, tmp_path, capsys):

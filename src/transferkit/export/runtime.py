@@ -96,12 +96,15 @@ class ExportedModel:
         if not items:
             width = len(self.classes) if self.task != "regression" else self.manifest.get("n_outputs", 1)
             return np.zeros((0, width) if width > 1 or self.task != "regression" else (0,), dtype=np.float32)
-        order = self._order(items)
+        prepared = self._prepare(items)
+        texts = self.inputs["kind"] in ("tokens", "words")
+        # Texts in order of their token count, so each batch pads little; other inputs as they come.
+        order = np.argsort([len(row[0]) for row in prepared], kind="stable") if texts else np.arange(len(items))
         chunks, positions = [], []
         with progress_bar("predicting", len(items), quiet=quiet) as advance:
             for start in range(0, len(items), self.batch_size):
                 index = order[start : start + self.batch_size]
-                chunks.append(self._session.run(None, self._feeds([items[i] for i in index]))[0])
+                chunks.append(self._session.run(None, self._feeds([prepared[i] for i in index]))[0])
                 positions.append(index)
                 advance(len(index))
         result = np.empty((len(items), *chunks[0].shape[1:]), dtype=np.float32)
@@ -129,32 +132,30 @@ class ExportedModel:
         """Labels (classification), label lists (multi-label) or numbers (regression)."""
         return self.predict_outputs(inputs, quiet=quiet)[0]
 
-    def _order(self, items: list[Any]) -> np.ndarray:
-        """Texts sorted by length, so each batch pads little; other inputs as they come."""
-        if self.inputs["kind"] in ("tokens", "words"):
-            return np.argsort([len(text) if isinstance(text, str) else 0 for text in items], kind="stable")
-        return np.arange(len(items))
+    def _prepare(self, items: list[Any]) -> list[Any]:
+        """Texts as (token ids, token type ids), tokenized once and truncated; other inputs unchanged."""
+        kind = self.inputs["kind"]
+        if kind not in ("tokens", "words"):
+            return items
+        if not all(isinstance(text, str) for text in items):
+            raise TypeError("this model reads texts; give a list of strings")
+        if kind == "words":
+            return [(ids[: self.inputs["max_length"]], None) for ids in self._tokenizer(items)]
+        special = self.inputs.get("special_tokens", True)
+        return [(e.ids, e.type_ids) for e in self._tokenizer.encode_batch(items, add_special_tokens=special)]
 
     def _feeds(self, batch: list[Any]) -> dict[str, np.ndarray]:
         kind = self.inputs["kind"]
-        if kind in ("tokens", "words") and not all(isinstance(text, str) for text in batch):
-            raise TypeError("this model reads texts; give a list of strings")
-        if kind == "words":
-            rows = [ids[: self.inputs["max_length"]] for ids in self._tokenizer(batch)]
-            width = max(1, max(len(row) for row in rows))
-            input_ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for index, row in enumerate(rows):
-                input_ids[index, : len(row)], mask[index, : len(row)] = row, 1
-            return {"input_ids": input_ids, "attention_mask": mask}
-        if kind == "tokens":
-            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=self.inputs.get("special_tokens", True))
-            columns = {
-                "input_ids": [e.ids for e in encodings],
-                "attention_mask": [e.attention_mask for e in encodings],
-                "token_type_ids": [e.type_ids for e in encodings],
-            }
-            return {name: np.asarray(columns[name], dtype=np.int64) for name in self.inputs["names"]}
+        if kind in ("tokens", "words"):  # padded to the batch's longest, with the attention mask
+            width = max(1, max(len(ids) for ids, _ in batch))
+            columns = {name: np.zeros((len(batch), width), dtype=np.int64) for name in self.inputs["names"]}
+            columns["input_ids"][:] = int(self.inputs.get("pad_id", 0))
+            for row, (ids, types) in enumerate(batch):
+                columns["input_ids"][row, : len(ids)] = ids
+                columns["attention_mask"][row, : len(ids)] = 1
+                if "token_type_ids" in columns and types is not None:
+                    columns["token_type_ids"][row, : len(types)] = types
+            return columns
         if kind == "ge2e":
             (item,) = batch
             samples = load_audio(item)
@@ -182,12 +183,12 @@ def _session(path: Path, threads: int | None):
 
 
 def _tokenizer(path: Path, inputs: dict[str, Any]):
-    """The exported tokenizer, truncating and padding as the backbone did."""
+    """The exported tokenizer, truncating as the backbone did (batches are padded by :meth:`ExportedModel._feeds`)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(_file(path.parent, path.name)))
     tokenizer.enable_truncation(int(inputs["max_length"]))
-    tokenizer.enable_padding(pad_id=int(inputs["pad_id"]), pad_token=inputs["pad_token"])
+    tokenizer.no_padding()
     return tokenizer
 
 

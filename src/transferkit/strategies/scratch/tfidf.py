@@ -43,6 +43,11 @@ class TfidfFeatures:
         self.char.fit(texts)
         return self
 
+    def fit_transform(self, texts: Sequence[str]):
+        """:meth:`fit` and :meth:`encode` on the same texts, analysing each text once (the same matrix, in about
+        half the time: the n-gram analysis is most of TF-IDF's cost)."""
+        return hstack([self.word.fit_transform(texts), self.char.fit_transform(texts)]).tocsr()
+
     def encode(self, texts: Sequence[str], **_: Any):
         return hstack([self.word.transform(texts), self.char.transform(texts)]).tocsr()
 
