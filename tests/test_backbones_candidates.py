@@ -12,7 +12,7 @@ import torch
 
 import transferkit as tk
 from transferkit.backbones import create_backbone
-from transferkit.backbones.static import word_ids
+from transferkit.backbones.preprocess import word_ids
 from transferkit.config import FitConfig
 from transferkit.errors import BackboneError
 from transferkit.selection import candidates_for

@@ -156,28 +156,30 @@ def test_predict_and_evaluate_run_an_exported_folder_without_torch(spam_frame, t
 
 
 def test_export_command_and_its_one_line_errors(spam_frame, tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import app
+
     model = _fit(spam_frame, "text", "label", strategy="feature-extraction")
     tk.save(model, tmp_path / "model")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cli = [sys.executable, "-m", "transferkit.cli", "export"]
 
     def run(*args):
-        return subprocess.run([*cli, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+        return CliRunner().invoke(app, ["export", *map(str, args)])
 
     done = run(tmp_path / "model", "-o", tmp_path / "out", "--quiet")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     assert is_exported(tmp_path / "out")
     again = run(tmp_path / "model", "-o", tmp_path / "out")
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.exit_code == 2 and "already exists" in again.stderr
     (tmp_path / "theirs").mkdir()
     (tmp_path / "theirs" / "notes.txt").write_text("keep me")
     foreign = run(tmp_path / "model", "-o", tmp_path / "theirs", "--overwrite")
-    assert foreign.returncode == 2 and "did not write" in foreign.stderr
+    assert foreign.exit_code == 2 and "did not write" in foreign.stderr
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
     bad = run(tmp_path / "model", "-o", tmp_path / "q", "--quantize", "int4")
-    assert bad.returncode == 2 and "--quantize must be none or int8" in bad.stderr
+    assert bad.exit_code == 2 and "--quantize must be none or int8" in bad.stderr
     missing = run(tmp_path / "nothing", "-o", tmp_path / "m")
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
     for result in (again, foreign, bad, missing):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "q").exists() and not (tmp_path / "m").exists()
