@@ -5,10 +5,11 @@ without dynamic batching, for each model folder given (a PyTorch folder from ``f
 Each (model, batching) pair gets its own server, the real command line in a subprocess on a free loopback
 port, so the clients (asyncio + httpx, in this process) do not share an interpreter with it. Every request
 carries one text (real e-mails of the bundled SpamAssassin set, cut to 300 characters) to
-``/v2/models/NAME/infer``; a level stops after ``--requests`` requests or ``--max-seconds``. The batching and
-non-batching servers run side by side and take turns, level by level, for ``--rounds`` rounds; each cell shows
-its best round (other work on the machine only ever slows a round down). "inputs/call" is the mean number of
-inputs per model call over the level (the server's batching counters).
+``/v2/models/NAME/infer``; a level stops after ``--requests`` requests or ``--max-seconds``. The servers of
+each batching mode (on without waiting, on with a 5 ms queue delay, off) run side by side and take turns, level
+by level, for ``--rounds`` rounds; each cell shows its best round (other work on the machine only ever slows a
+round down). "inputs/call" is the mean number of inputs per model call over the level (the server's batching
+counters).
 
     python benchmarks/serve.py runs/spam-minilm [runs/spam-minilm-onnx ...] --requests 200
 """
@@ -36,7 +37,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(folder: Path, port: int, batching: bool, threads: int | None) -> subprocess.Popen:
+MODES = {"on": [], "wait": ["--max-wait-ms", "5"], "off": ["--no-batching"]}  # dynamic batching: no wait, 5 ms, off
+LABELS = {"on": "on, no wait", "wait": "on, 5 ms wait", "off": "off"}
+
+
+def start_server(folder: Path, port: int, mode: str, threads: int | None) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -48,8 +53,7 @@ def start_server(folder: Path, port: int, batching: bool, threads: int | None) -
         "--port",
         str(port),
     ]
-    if not batching:
-        command.append("--no-batching")
+    command += MODES[mode]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}  # torch reads it at start
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
@@ -94,7 +98,7 @@ async def load(url: str, texts: list[str], clients: int, requests: int, max_seco
 class Server:
     """One ``transferkit serve`` subprocess for one (model folder, batching) pair."""
 
-    def __init__(self, folder: Path, batching: bool, threads: int | None) -> None:
+    def __init__(self, folder: Path, batching: str, threads: int | None) -> None:
         port = free_port()
         self.process = start_server(folder, port, batching, threads)
         self.base, self.batching = f"http://127.0.0.1:{port}", batching
@@ -112,7 +116,7 @@ class Server:
         milliseconds = np.array(latencies) * 1000
         calls = max(1, after["predict_calls"] - before["predict_calls"])
         return {
-            "model": self.name, "platform": self.platform, "batching": "on" if self.batching else "off",
+            "model": self.name, "platform": self.platform, "batching": LABELS[self.batching],
             "clients": clients, "requests": len(latencies), "per_second": len(latencies) / wall,
             "p50": float(np.percentile(milliseconds, 50)), "p99": float(np.percentile(milliseconds, 99)),
             "inputs_per_call": (after["inputs"] - before["inputs"]) / calls,
@@ -156,7 +160,10 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,64", help="Concurrency levels, comma-separated.")
     parser.add_argument("--requests", type=int, default=200, help="Requests per level (at most).")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="Time limit per level.")
-    parser.add_argument("--batching", choices=["both", "on", "off"], default="both")
+    parser.add_argument(
+        "--batching", choices=["all", "on", "wait", "off"], default="all",
+        help="on: merge what queued, no wait (the server's default); wait: a 5 ms queue delay; off; all: each",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="Rounds per cell; the table shows each cell's best.")
     parser.add_argument(
         "--server-threads", type=int, default=None,
@@ -171,7 +178,7 @@ def main() -> None:
     frame = load_builtin("spam-assassin").sample(256, random_state=0)
     texts = frame["text"].str.slice(0, 300).tolist()
     levels = [int(level) for level in args.clients.split(",")]
-    modes = {"both": [True, False], "on": [True], "off": [False]}[args.batching]
+    modes = list(MODES) if args.batching == "all" else [args.batching]
     rows = [row for folder in args.models for row in measure(folder, modes, levels, args, texts)]
     threads = args.server_threads or "default"
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; server threads {threads}; one text per "

@@ -291,9 +291,9 @@ def _fake_predict(calls: list[int]):
 
 
 def test_the_batcher_merges_up_to_max_batch_and_isolates_a_failing_request():
-    async def scenario(max_wait: float) -> tuple[list, list[int]]:
+    async def scenario(max_wait: float, merge: bool = True) -> tuple[list, list[int]]:
         calls: list[int] = []
-        batcher = DynamicBatcher(_fake_predict(calls), max_batch=4, max_wait=max_wait)
+        batcher = DynamicBatcher(_fake_predict(calls), max_batch=4, max_wait=max_wait, merge=merge)
         batcher.start()
         requests = [["a"], ["b", "c"], ["bad"], ["d", "e", "f"], ["a"]]
         results = await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
@@ -305,7 +305,9 @@ def test_the_batcher_merges_up_to_max_batch_and_isolates_a_failing_request():
     assert results[3][0] == ["label-d", "label-e", "label-f"] and results[4][0] == ["label-a"]
     assert isinstance(results[2], TransferKitError)
     assert max(calls) <= 4 and calls[0] == 4  # a, b c, bad merged; d e f carried to the next batch
-    results, calls = asyncio.run(scenario(0.0))
+    results, calls = asyncio.run(scenario(0.0))  # no waiting: what queued while the worker was busy merges
+    assert calls[0] == 4 and max(calls) <= 4 and results[4][0] == ["label-a"]
+    results, calls = asyncio.run(scenario(0.05, merge=False))
     assert calls == [1, 2, 1, 3, 1] and isinstance(results[2], TransferKitError)  # no batching: one call each
 
 

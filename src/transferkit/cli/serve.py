@@ -32,8 +32,12 @@ def serve(
         4 * 1024 * 1024
     ),
     max_wait_ms: Annotated[
-        float, typer.Option(help="Dynamic batching: wait this long for more requests after the first (0: off).")
-    ] = 5.0,
+        float,
+        typer.Option(
+            help="Dynamic batching: wait this long for more requests after the first (0: never wait, merge what "
+            "queued while the model was busy)."
+        ),
+    ] = 0.0,
     batching: Annotated[
         bool, typer.Option("--batching/--no-batching", help="Merge concurrent requests into one model call.")
     ] = True,

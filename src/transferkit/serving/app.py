@@ -58,9 +58,9 @@ class Service:
     def __init__(self, models: dict[str, ServedModel], config: ServeConfig) -> None:
         self.models = models
         self.config = config
-        wait = config.max_wait_ms / 1000 if config.batches else 0.0
+        wait, merge = config.max_wait_ms / 1000, config.batches
         self.batchers = {
-            name: DynamicBatcher(model.predict, max_batch=config.max_batch, max_wait=wait)
+            name: DynamicBatcher(model.predict, max_batch=config.max_batch, max_wait=wait, merge=merge)
             for name, model in models.items()
         }
         self._key = None if config.api_key is None else _digest(config.api_key)

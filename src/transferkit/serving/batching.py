@@ -2,10 +2,11 @@
 
 Each model has an asyncio queue and one worker task. The worker takes the first waiting request, collects
 more for up to ``max_wait`` seconds or until ``max_batch`` inputs, runs ONE prediction on the lot in a thread
-(so the event loop keeps accepting requests meanwhile) and hands each request its slice of the results. An
-encoder's cost per input falls with the batch (one padded matrix product instead of many small ones), so
-throughput grows with load; a lone request waits at most ``max_wait``. The same idea as Triton's and
-TorchServe's dynamic batchers.
+(so the event loop keeps accepting requests meanwhile) and hands each request its slice of the results. With
+``max_wait`` 0 (the server's default) nothing waits: what queued while the model was busy runs together when it
+is free, so calls grow with load and a lone request pays nothing. The same idea as Triton's and TorchServe's
+dynamic batchers (a positive ``max_wait`` is their queue delay; on 2 CPU cores it cost throughput, see
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -50,13 +51,18 @@ class DynamicBatcher:
     Args:
         predict: inputs -> (predictions, probabilities or None); called in a worker thread, one call at a time.
         max_batch: The most inputs in one call (a request never holds more; the server checks that first).
-        max_wait: Seconds to wait for more requests after the first; 0 runs every request alone.
+        max_wait: Seconds to wait for more requests after the first; 0 merges only the requests already queued
+            when the model becomes free (no request ever waits for company).
+        merge: False runs every request alone.
     """
 
-    def __init__(self, predict: Callable[[list[Any]], Outputs], *, max_batch: int, max_wait: float) -> None:
+    def __init__(
+        self, predict: Callable[[list[Any]], Outputs], *, max_batch: int, max_wait: float, merge: bool = True
+    ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.merge = merge
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._arrived: asyncio.Event | None = None
@@ -104,7 +110,7 @@ class DynamicBatcher:
         """The first request and those that arrive within ``max_wait``, up to ``max_batch`` inputs; a request
         that would overflow the batch is carried over to start the next one."""
         batch, size = [first], len(first.inputs)
-        if self.max_wait <= 0:
+        if not self.merge:
             return batch, None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait

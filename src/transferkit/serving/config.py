@@ -22,8 +22,9 @@ class ServeConfig:
         max_batch: Most inputs in one request, and in one merged call to the model.
         max_text_chars: Longest text accepted (422 beyond).
         max_file_bytes: Largest decoded image or audio file accepted (422 beyond).
-        max_wait_ms: How long the batcher waits for more requests after the first; 0 runs every request alone.
-        batching: False runs every request alone whatever ``max_wait_ms`` says (the benchmark's baseline).
+        max_wait_ms: How long the batcher waits for more requests after the first; 0 (default) never waits and
+            merges only what queued while the model was busy.
+        batching: False runs every request alone (the benchmark's baseline).
     """
 
     host: str = LOOPBACK
@@ -33,7 +34,7 @@ class ServeConfig:
     max_batch: int = 64
     max_text_chars: int = 20_000
     max_file_bytes: int = 4 * 1024 * 1024
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     batching: bool = True
 
     def __post_init__(self) -> None:
@@ -43,14 +44,14 @@ class ServeConfig:
             if getattr(self, name) < 1:
                 raise TransferKitError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
-            raise TransferKitError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}; 0 turns batching off")
+            raise TransferKitError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}; 0 never waits")
         if self.api_key is not None and not self.api_key:
             raise TransferKitError("api_key is empty; pass a non-empty key or None for no authentication")
 
     @property
     def batches(self) -> bool:
         """Whether concurrent requests are merged into one call to the model."""
-        return self.batching and self.max_wait_ms > 0 and self.max_batch > 1
+        return self.batching and self.max_batch > 1
 
 
 def api_key_from_env(variable: str) -> str:
