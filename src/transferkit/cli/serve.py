@@ -31,6 +31,7 @@ def serve(
     max_file_bytes: Annotated[int, typer.Option(help="Largest image or audio file accepted (422 beyond).")] = (
         4 * 1024 * 1024
     ),
+    max_merge: Annotated[int, typer.Option(help="Dynamic batching: the most inputs merged into one model call.")] = 8,
     max_wait_ms: Annotated[
         float,
         typer.Option(
@@ -49,6 +50,7 @@ def serve(
     config = ServeConfig(
         host=host, port=port, api_key=api_key_from_env(api_key_env) if api_key_env else None,
         max_body_bytes=max_body_bytes, max_batch=max_batch, max_text_chars=max_text_chars,
-        max_file_bytes=max_file_bytes, max_wait_ms=max_wait_ms, batching=batching,
+        max_file_bytes=max_file_bytes, max_wait_ms=max_wait_ms, max_merge=max_merge,
+        batching=batching,
     )  # fmt: skip
     serve_models(models, config, announce=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True))

@@ -60,7 +60,7 @@ class Service:
         self.config = config
         wait, merge = config.max_wait_ms / 1000, config.batches
         self.batchers = {
-            name: DynamicBatcher(model.predict, max_batch=config.max_batch, max_wait=wait, merge=merge)
+            name: DynamicBatcher(model.predict, max_batch=config.max_merge, max_wait=wait, merge=merge)
             for name, model in models.items()
         }
         self._key = None if config.api_key is None else _digest(config.api_key)

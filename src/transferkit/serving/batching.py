@@ -50,7 +50,7 @@ class DynamicBatcher:
 
     Args:
         predict: inputs -> (predictions, probabilities or None); called in a worker thread, one call at a time.
-        max_batch: The most inputs in one call (a request never holds more; the server checks that first).
+        max_batch: The most inputs one merged call gathers; a request with more runs alone.
         max_wait: Seconds to wait for more requests after the first; 0 merges only the requests already queued
             when the model becomes free (no request ever waits for company).
         merge: False runs every request alone.
@@ -60,7 +60,7 @@ class DynamicBatcher:
         self, predict: Callable[[list[Any]], Outputs], *, max_batch: int, max_wait: float, merge: bool = True
     ) -> None:
         self.predict = predict
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # the most inputs one merged call gathers (a single request may hold more)
         self.max_wait = max_wait
         self.merge = merge
         self.stats = BatchStats()

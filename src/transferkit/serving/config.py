@@ -19,7 +19,10 @@ class ServeConfig:
         port: TCP port (0: any free port, for tests that pass their own socket).
         api_key: When set, every route but the health checks needs ``Authorization: Bearer <api_key>``.
         max_body_bytes: Larger request bodies get 413 before they are parsed.
-        max_batch: Most inputs in one request, and in one merged call to the model.
+        max_batch: Most inputs in one request.
+        max_merge: Most inputs dynamic batching gathers into one call (a larger request runs alone). On 2 CPU
+            cores, calls of more than about 8 e-mail-length texts cost more per text than smaller ones
+            (``benchmarks/README.md``, serving).
         max_text_chars: Longest text accepted (422 beyond).
         max_file_bytes: Largest decoded image or audio file accepted (422 beyond).
         max_wait_ms: How long the batcher waits for more requests after the first; 0 (default) never waits and
@@ -32,6 +35,7 @@ class ServeConfig:
     api_key: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch: int = 64
+    max_merge: int = 8
     max_text_chars: int = 20_000
     max_file_bytes: int = 4 * 1024 * 1024
     max_wait_ms: float = 0.0
@@ -40,7 +44,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise TransferKitError(f"port must be in 0..65535, got {self.port}; the default is 8080")
-        for name in ("max_body_bytes", "max_batch", "max_text_chars", "max_file_bytes"):
+        for name in ("max_body_bytes", "max_batch", "max_merge", "max_text_chars", "max_file_bytes"):
             if getattr(self, name) < 1:
                 raise TransferKitError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
@@ -51,7 +55,7 @@ class ServeConfig:
     @property
     def batches(self) -> bool:
         """Whether concurrent requests are merged into one call to the model."""
-        return self.batching and self.max_batch > 1
+        return self.batching and self.max_merge > 1
 
 
 def api_key_from_env(variable: str) -> str:

@@ -69,7 +69,7 @@ def serve(
     port = sock.getsockname()[1]
     server = _uvicorn_server(create_app(models, config))
     batching = (
-        f"dynamic batching up to {config.max_batch} inputs, waiting {config.max_wait_ms:g} ms"
+        f"dynamic batching up to {config.max_merge} inputs a call, waiting {config.max_wait_ms:g} ms"
         if config.batches else "no batching"
     )  # fmt: skip
     names = ", ".join(f"{name} ({model.modality} {model.task})" for name, model in models.items())
