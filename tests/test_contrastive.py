@@ -20,6 +20,7 @@ from transferkit.strategies.contrastive.fit import (
     MIN_STEPS,
     _centroid_f1,
     balanced_batches,
+    cosine_pair_loss,
     positives,
     step_budget,
     supervised_contrastive_loss,
@@ -40,6 +41,21 @@ def test_the_loss_is_low_when_classes_cluster_and_high_when_they_mix():
     # Hand value: each anchor's one positive at similarity ~1 and two negatives at ~0, temperature 1.
     one = supervised_contrastive_loss(torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]]), weights, 1.0)
     assert float(one) == pytest.approx(-np.log(np.e / (np.e + 2)), rel=1e-5)
+
+
+def test_the_cosine_pair_loss_is_setfits_regression_of_pair_similarities():
+    """SetFit's CosineSimilarityLoss over every pair: (cos - 1)^2 for same-class pairs, cos^2 for the others."""
+    weights = positives(torch.tensor([0, 0, 1, 1]), "classification")
+    clustered = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])  # same class: cos 1, others: cos 0
+    assert float(cosine_pair_loss(clustered, weights)) == pytest.approx(0.0, abs=1e-7)
+    mixed = clustered[[0, 2, 1, 3]]  # now pairs (0,1) and (2,3) of the labels are orthogonal, (0,2), (1,3) equal
+    # 6 pairs: two same-class pairs at cos 0 (loss 1 each), two different-class pairs at cos 1 (loss 1 each)
+    assert float(cosine_pair_loss(mixed, weights)) == pytest.approx(4 / 6, rel=1e-6)
+    config = FitConfig.from_settings(strategy="contrastive", seed=0, quiet=True, contrastive_steps=4,
+                                     contrastive_loss="cosine")  # fmt: skip
+    assert config.option("contrastive_loss") == "cosine"
+    with pytest.raises(TransferKitError, match="supcon or cosine"):
+        FitConfig.from_settings(strategy="contrastive", contrastive_loss="triplet")
 
 
 def test_positives_are_same_class_pairs_or_label_set_overlap():
@@ -79,12 +95,15 @@ def test_contrastive_refuses_regression_and_inference_only_backbones_in_one_line
                   config=FitConfig(strategy="contrastive"))  # fmt: skip
 
 
-def test_contrastive_is_deterministic_with_a_seed(spam_frame):
+@pytest.mark.parametrize("loss", ["supcon", "cosine"])
+def test_contrastive_is_deterministic_with_a_seed(spam_frame, loss):
     texts, y = spam_frame["text"].tolist()[:40], spam_frame["label"].tolist()[:40]
-    config = FitConfig.from_settings(strategy="contrastive", seed=3, quiet=True, contrastive_steps=6)
+    config = FitConfig.from_settings(strategy="contrastive", seed=3, quiet=True, contrastive_steps=6,
+                                     contrastive_loss=loss)  # fmt: skip
     first = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
     second = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
     np.testing.assert_array_equal(first.scores(texts), second.scores(texts))
+    assert first.info["loss"] == loss
 
 
 def test_on_the_real_minilm_contrastive_training_separates_the_classes(spam_groups_frame):
