@@ -279,3 +279,17 @@ def test_ge2e_audio_exports_with_vad_and_mel_windows(tmp_path):
     cost = model.export(tmp_path / "int8", quantize="int8", test=(clips, words))["export"]["int8"]
     assert cost["measured"] and cost["n"] == len(clips) and 0 <= cost["agreement"] <= 1
     assert len(tk.load(tmp_path / "int8").predict(clips[:2])) == 2
+
+
+def test_a_hugging_face_folder_backbone_exports(spam_frame, tmp_path):
+    """Any BERT-like folder (here the toy BERT written with save_pretrained) exports like the catalog's MiniLM."""
+    from transferkit.backbones import create_backbone
+
+    toy = create_backbone("toy-text")
+    toy.module.save_pretrained(tmp_path / "bert")
+    toy.tokenizer.save_pretrained(tmp_path / "bert")
+    model = tk.fit(spam_frame, text_col="text", label_col="label", backbone=str(tmp_path / "bert"),
+                   strategy="feature-extraction", quiet=True)  # fmt: skip
+    assert model.backbone.source == {"path": str((tmp_path / "bert").resolve())}
+    model.export(tmp_path / "e")
+    _assert_same(model, tk.load(tmp_path / "e"), list(spam_frame["text"][:20]) + ODD_TEXTS)
