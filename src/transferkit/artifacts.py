@@ -24,7 +24,7 @@ from transferkit._version import __version__
 from transferkit.backbones import create_backbone
 from transferkit.config import FitConfig
 from transferkit.errors import ModelFolderError, TransferKitError
-from transferkit.files import atomic_folder, write_json
+from transferkit.files import atomic_folder, has_format, write_json
 from transferkit.heads import head_from_state
 from transferkit.model import TransferModel
 from transferkit.state import STATE_PARTS, StatePart, register_state_part
@@ -41,13 +41,7 @@ BACKBONE_READY = 10
 
 
 def is_model_folder(path: Path) -> bool:
-    config = path / CONFIG
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return False
+    return has_format(path / CONFIG, FORMAT)
 
 
 def check_output(path: str | Path, *, overwrite: bool) -> Path:

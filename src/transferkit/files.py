@@ -1,4 +1,5 @@
-"""Writing files so that an interrupted run leaves nothing half-written: whole folders renamed into place, JSON."""
+"""Writing files so that an interrupted run leaves nothing half-written (whole folders renamed into place), JSON,
+and recognising the folders transferkit wrote."""
 
 from __future__ import annotations
 
@@ -45,3 +46,14 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def has_format(path: Path, format_name: str) -> bool:
+    """Whether ``path`` is a readable JSON file whose ``"format"`` is ``format_name`` (how model folders say
+    what wrote them)."""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == format_name
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False

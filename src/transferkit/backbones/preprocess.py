@@ -161,14 +161,7 @@ def load_audio(item: AudioInput, rate: int = RATE) -> np.ndarray:
             if not Path(item).exists():
                 raise DataError(f"audio file {str(item)!r} does not exist") from None
             raise DataError(f"audio file {str(item)!r} cannot be read ({error}); use WAV, FLAC or OGG") from None
-        samples = samples.mean(axis=1)
-        if source_rate != rate:
-            from math import gcd
-
-            from scipy.signal import resample_poly
-
-            divisor = gcd(int(source_rate), rate)
-            samples = resample_poly(samples, rate // divisor, int(source_rate) // divisor).astype(np.float32)
+        samples = to_rate(samples.mean(axis=1), int(source_rate), rate)
         name = str(item)
     elif isinstance(item, np.ndarray):
         samples = item.astype(np.float32).reshape(-1) if item.ndim == 1 else item.astype(np.float32).mean(axis=-1)
@@ -178,6 +171,18 @@ def load_audio(item: AudioInput, rate: int = RATE) -> np.ndarray:
     if samples.size == 0:
         raise DataError(f"{name} holds no samples")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def to_rate(samples: np.ndarray, source_rate: int, rate: int = RATE) -> np.ndarray:
+    """Mono samples resampled from ``source_rate`` to ``rate`` (polyphase, ``scipy.signal.resample_poly``)."""
+    if source_rate == rate:
+        return samples
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    divisor = gcd(source_rate, rate)
+    return resample_poly(samples, rate // divisor, source_rate // divisor).astype(np.float32)
 
 
 class SpeechTrimmer:

@@ -116,7 +116,7 @@ def export_model(
         quantize: None (fp32) or "int8" (dynamic quantisation of weights for texts; static, calibrated on
             held-out images, for images).
         test: Labeled ``(inputs, labels)`` to measure the int8 cost on; None uses the model's own held-out
-            data when it can be read again (see :func:`transferkit.export.measure.held_out`).
+            data when it can be read again (see :func:`transferkit.export.measure.model_data`).
         overwrite: Replace an existing exported folder.
 
     Raises:
@@ -127,7 +127,9 @@ def export_model(
         raise TransferKitError(f"quantize must be one of {', '.join(QUANTIZE)} (or none), got {quantize!r}")
     kind = exportable(model)
     path = _check_output(output, overwrite)
-    held = test if test is not None else measure.held_out(model)
+    training, own_held = measure.model_data(model)  # read once: checks, calibration and the int8 cost use it
+    held = test if test is not None else own_held
+    calibration = training or (None if held is None else list(held[0]))  # images static int8 calibrates on
     check_inputs = measure.sample_inputs(model, held)
     with tempfile.TemporaryDirectory() as work:
         fp32 = Path(work) / "fp32.onnx"
@@ -141,7 +143,7 @@ def export_model(
             manifest["export"] = {"max_probability_difference": difference, "checked_inputs": len(check_inputs)}
             if quantize == "int8":
                 quantized = Path(work) / "int8.onnx"
-                _quantize(fp32, quantized, kind, model, held, folder)
+                _quantize(fp32, quantized, kind, calibration, folder)
                 (folder / runtime.GRAPH).write_bytes(quantized.read_bytes())
                 manifest["precision"] = "int8"
                 write_json(folder / runtime.MANIFEST, manifest)
@@ -258,17 +260,17 @@ def _check_against_torch(model: Any, exported: runtime.ExportedModel, inputs: li
     return difference
 
 
-def _quantize(fp32: Path, target: Path, kind: str, model: Any, held, folder: Path) -> None:
+def _quantize(fp32: Path, target: Path, kind: str, calibration: list[Any] | None, folder: Path) -> None:
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # onnxruntime.quantization advises pre-processing on the root logger each time
     try:
-        _quantize_graph(fp32, target, kind, model, held, folder)
+        _quantize_graph(fp32, target, kind, calibration, folder)
     finally:
         root.setLevel(level)
 
 
-def _quantize_graph(fp32: Path, target: Path, kind: str, model: Any, held, folder: Path) -> None:
+def _quantize_graph(fp32: Path, target: Path, kind: str, calibration: list[Any] | None, folder: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
 
     if kind in ("transformer", "static", "ge2e"):
@@ -287,7 +289,7 @@ def _quantize_graph(fp32: Path, target: Path, kind: str, model: Any, held, folde
     prepared = fp32.with_name("prepared.onnx")
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     keep = [n.name for n in onnx.load(str(prepared)).graph.node if n.name.startswith(("/head/", "/outputs/", "head/"))]
-    reader = measure.PixelReader(model, held, runtime.ExportedModel(folder, threads=1))
+    reader = measure.PixelReader(calibration, runtime.ExportedModel(folder, threads=1))
     quantize_static(str(prepared), str(target), reader, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                     per_channel=True, nodes_to_exclude=keep)  # fmt: skip
 

@@ -29,20 +29,9 @@ _TEXTS = [
 ]
 
 
-def held_out(model: Any) -> tuple[list[Any], list[Any]] | None:
-    """``(inputs, labels)`` the model was evaluated on by ``fit``, or None when they cannot be read again."""
-    parts = _parts(model)
-    return None if parts is None else parts[1]
-
-
-def training_inputs(model: Any) -> list[Any] | None:
-    """The inputs the model was trained on, when they can be read again (static int8 calibrates on them)."""
-    parts = _parts(model)
-    return None if parts is None or parts[0] is None else parts[0]
-
-
-def _parts(model: Any):
-    """(training inputs or None, held-out (inputs, labels)) as ``fit`` split them, or None."""
+def model_data(model: Any) -> tuple[list[Any] | None, tuple[list[Any], list[Any]] | None]:
+    """The model's training inputs and its held-out ``(inputs, labels)``, as ``fit`` split them; each None when
+    it cannot be read again (a DataFrame, a moved or changed file)."""
     info = model.data_info or {}
     columns = {"text_col": info.get("text_col"), "label_col": info.get("label_col"), "task": model.task}
     modality = model.modality
@@ -55,12 +44,12 @@ def _parts(model: Any):
             return train, (test.inputs, test.y)
         share = info.get("test_size")
         if not share or not readable:
-            return None
+            return None, None
         data = load_labeled(source, **columns, modality=modality)
     except TransferKitError:
-        return None  # the file changed since training: no held-out data to trust
+        return None, None  # the file changed since training: no held-out data to trust
     if len(data.y) != info.get("n_train", 0) + info.get("n_test", 0):
-        return None  # rows were added or removed since training: this split is not the model's
+        return None, None  # rows were added or removed since training: this split is not the model's
     train, held = train_test_indices(data.y, test_size=share, task=data.task, seed=model.config.seed)
     return [data.inputs[i] for i in train], ([data.inputs[i] for i in held], [data.y[i] for i in held])
 
@@ -90,11 +79,10 @@ def sample_inputs(model: Any, held: tuple[Sequence[Any], Sequence[Any]] | None, 
 
 
 class PixelReader:
-    """ONNX Runtime's calibration reader for static int8: up to :data:`CALIBRATION_IMAGES` training images
-    (else the held-out ones), in batches of 8."""
+    """ONNX Runtime's calibration reader for static int8: up to :data:`CALIBRATION_IMAGES` of ``images``, in
+    batches of 8, as the exported folder's runtime prepares them."""
 
-    def __init__(self, model: Any, held: tuple[Sequence[Any], Sequence[Any]] | None, exported: Any) -> None:
-        images = training_inputs(model) or (None if held is None else list(held[0]))
+    def __init__(self, images: list[Any] | None, exported: Any) -> None:
         if not images:
             raise TransferKitError(
                 "int8 for image models calibrates on the model's images, and they cannot be read again; "

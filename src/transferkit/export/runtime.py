@@ -19,6 +19,7 @@ import numpy as np
 
 from transferkit.backbones.preprocess import SpeechTrimmer, ge2e_windows, image_pixels, load_audio, word_ids
 from transferkit.errors import ModelFolderError
+from transferkit.files import has_format
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
 
@@ -34,13 +35,7 @@ VAD = "silero_vad.onnx"
 
 def is_exported(path: str | Path) -> bool:
     """Whether ``path`` is a folder written by ``transferkit export``."""
-    manifest = Path(path).expanduser() / MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return False
+    return has_format(Path(path).expanduser() / MANIFEST, FORMAT)
 
 
 class ExportedModel:

@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.backbones.preprocess import load_image
+from transferkit.backbones.preprocess import RATE as SAMPLE_RATE  # the rate every audio backbone reads
+from transferkit.backbones.preprocess import load_image, to_rate
 from transferkit.errors import TransferKitError
+from transferkit.export.runtime import ExportedModel, is_exported
 from transferkit.serving.config import ServeConfig
 from transferkit.serving.protocol import RequestError
 
-# The sample rate every audio backbone reads (transferkit.backbones.audio.RATE; a test keeps the two equal).
-# Written here because importing the audio backbones would import torch.
-SAMPLE_RATE = 16_000
-EXPORT_MANIFEST = "manifest.json"
 MAX_PIXELS = 40_000_000  # a small file can claim a huge canvas; refuse it before decoding
 
 
@@ -69,14 +67,6 @@ def model_name(path: str | Path) -> str:
     return Path(os.path.abspath(Path(path).expanduser())).name
 
 
-def _is_exported(path: Path) -> bool:
-    try:
-        from transferkit.export.runtime import is_exported
-    except ImportError:  # the export package is optional; its folders carry a manifest
-        return (path / EXPORT_MANIFEST).is_file()
-    return is_exported(path)
-
-
 def load_served_model(path: str | Path) -> ServedModel:
     """Load one model folder for serving.
 
@@ -89,14 +79,7 @@ def load_served_model(path: str | Path) -> ServedModel:
             f"model folder {str(path)!r} does not exist; pass a folder written by `transferkit fit` or "
             "`transferkit export`"
         )
-    if _is_exported(path):
-        try:
-            from transferkit.export.runtime import ExportedModel
-        except ImportError:
-            raise TransferKitError(
-                f"{str(path)!r} is an exported model, but transferkit.export is unavailable; "
-                "install the deploy extra: pip install 'transferkit[deploy]'"
-            ) from None
+    if is_exported(path):
         return ServedModel(name=model_name(path), path=path, model=ExportedModel(path), platform="onnxruntime_onnx")
     try:
         from transferkit.artifacts import load_model
@@ -222,11 +205,4 @@ def _audio(data: bytes, index: int) -> np.ndarray:
     samples = samples.mean(axis=1)
     if samples.size == 0:
         raise RequestError(422, f"input {index} holds no samples")
-    if rate != SAMPLE_RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        divisor = gcd(int(rate), SAMPLE_RATE)
-        samples = resample_poly(samples, SAMPLE_RATE // divisor, int(rate) // divisor)
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    return np.ascontiguousarray(to_rate(samples, int(rate), SAMPLE_RATE), dtype=np.float32)
