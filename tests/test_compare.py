@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -165,6 +166,21 @@ def test_auto_picks_a_scratch_baseline_where_transfer_does_not_pay_and_it_saves(
     loaded = transferkit.load(tmp_path / "lexical")
     assert loaded.predict(texts[40:]) == predicted
     np.testing.assert_allclose(loaded.predict_proba(texts[40:]), model.predict_proba(texts[40:]), rtol=1e-5)
+
+
+def test_auto_screens_large_data_on_a_sample_and_encodes_only_that_sample(tmp_path):
+    """From SCREEN_MIN_N examples, with no body-training arm in the time budget, a scratch model that wins on a
+    sample of SCREEN_N is chosen without encoding the rest (the embedding cache holds only the sample)."""
+    from transferkit.strategies.auto.fit import SCREEN_MIN_N, SCREEN_N
+
+    texts, y = codeword_data(SCREEN_MIN_N + 100)
+    config = FitConfig.from_settings(strategy="auto", time_budget=0.001, quiet=True, cache_dir=str(tmp_path))
+    model = fit_model(texts, y, task="classification", backbone="toy-text", config=config)
+    assert model.strategy == "tfidf-lr" and model.info["auto"]["screen"] == SCREEN_N
+    assert f"a sample of {SCREEN_N} of the {len(texts)} examples" in model.info["auto"]["reason"]
+    assert model.info["auto"]["scores"]["tfidf-lr"] > model.info["auto"]["scores"]["feature-extraction"]
+    cached = sqlite3.connect(next(tmp_path.rglob("*.sqlite"))).execute("select count(*) from embedding").fetchone()
+    assert cached[0] <= SCREEN_N
 
 
 def test_compare_cli_writes_report_and_json_and_rejects_bad_input(spam_slice, tmp_path):

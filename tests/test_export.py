@@ -185,11 +185,44 @@ def test_export_command_and_its_one_line_errors(spam_frame, tmp_path):
     assert not (tmp_path / "q").exists() and not (tmp_path / "m").exists()
 
 
-def test_what_cannot_be_exported_says_so_in_one_line(spam_frame, tmp_path):
-    tfidf = _fit(spam_frame, "text", "label", strategy="tfidf-lr")
-    with pytest.raises(TransferKitError, match=r"tfidf-lr model cannot be exported.*char_wb"):
-        tfidf.export(tmp_path / "t")
-    assert not (tmp_path / "t").exists() and not list(tmp_path.glob(".*partial*"))
+def test_the_tfidf_baseline_exports_with_its_ngram_counts(spam_frame, afinn_frame, tmp_path):
+    """The tfidf-lr model (what the README's main job ships on spam-assassin) exports, fp32 and int8: the graph
+    holds tf, idf, both L2 normalisations and the head; the runtime counts n-grams as scikit-learn does."""
+    texts = list(spam_frame["text"][:20]) + list(afinn_frame["text"][:10]) + ODD_TEXTS + ["a\u00a0b\u2003c  \t x"]
+    for index, (frame, label_col, task) in enumerate(
+        [(spam_frame, "label", None), (afinn_frame, "valence", "regression")]
+    ):
+        model = tk.fit(frame, text_col="text", label_col=label_col, task=task, strategy="tfidf-lr", quiet=True)
+        manifest = model.export(tmp_path / str(index), quantize="int8" if index == 0 else None)
+        exported = tk.load(tmp_path / str(index))
+        assert manifest["export"]["max_probability_difference"] < 1e-4
+        if index == 0:  # int8: the same labels on these texts, probabilities close
+            assert manifest["precision"] == "int8" and exported.predict(texts) == model.predict(texts)
+            np.testing.assert_allclose(exported.predict_proba(texts), model.predict_proba(texts), atol=0.05)
+        else:
+            _assert_same(model, exported, texts)
+        files = sorted(p.name for p in (tmp_path / str(index)).iterdir())
+        assert files == ["manifest.json", "model.onnx", "ngrams.json"]
+
+
+def test_ngram_counts_equal_scikit_learn_analysers(spam_frame):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from transferkit.export.graph import ngram_parts
+    from transferkit.export.ngrams import NgramCounter
+    from transferkit.strategies.scratch.tfidf import TfidfFeatures
+
+    features = TfidfFeatures().fit(list(spam_frame["text"]))
+    texts = (
+        list(spam_frame["text"]) + ODD_TEXTS + ["", " ", "a", "ab", "I  am\t\there", "ÀÉÎ straße", "x\u00a0y", "😀😀"]
+    )
+    counters = [
+        CountVectorizer(ngram_range=(1, 2), vocabulary=features.word.vocabulary_),
+        CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), vocabulary=features.char.vocabulary_),
+    ]
+    theirs = np.hstack([counter.transform(texts).toarray() for counter in counters])
+    ours = NgramCounter(ngram_parts(features))
+    np.testing.assert_array_equal(ours.dense([ours.sparse(text) for text in texts]), theirs)
 
 
 def test_spacy_vectors_say_they_cannot_be_exported(spam_frame, tmp_path):

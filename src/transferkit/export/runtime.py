@@ -2,7 +2,8 @@
 
 An exported folder (written by :func:`transferkit.export.graph.export_model`) holds one ONNX graph from the
 model's raw inputs to its outputs (backbone, pooling, normalisation, head, calibration temperature, softmax),
-what turns a user's inputs into the graph's inputs (``tokenizer.json`` for texts, the data config for images)
+what turns a user's inputs into the graph's inputs (``tokenizer.json`` for texts, ``ngrams.json`` for the TF-IDF
+baseline, the data config for images)
 and ``manifest.json`` (task, classes, inputs, outputs, precision, what the export measured). Nothing of the
 model is re-implemented here: this module only prepares inputs, runs the graph and names the outputs.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from transferkit.backbones.preprocess import SpeechTrimmer, ge2e_windows, image_pixels, load_audio, word_ids
 from transferkit.errors import ModelFolderError
+from transferkit.export.ngrams import NgramCounter
 from transferkit.files import has_format
 from transferkit.progress import progress_bar
 from transferkit.targets import TargetEncoder
@@ -29,6 +31,7 @@ MANIFEST = "manifest.json"
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 VOCABULARY = "vocabulary.json"
+NGRAMS = "ngrams.json"
 MEL_FILTERS = "mel_filters.json"
 VAD = "silero_vad.onnx"
 
@@ -77,6 +80,8 @@ class ExportedModel:
             self._tokenizer = _tokenizer(path / TOKENIZER, self.inputs)
         elif self.inputs["kind"] == "words":
             self._tokenizer = word_ids(json.loads(_file(path, VOCABULARY).read_text(encoding="utf-8")))
+        elif self.inputs["kind"] == "ngrams":
+            self._tokenizer = NgramCounter(json.loads(_file(path, NGRAMS).read_text(encoding="utf-8")))
         elif self.inputs["kind"] == "ge2e":
             self._mel_filters = np.asarray(json.loads(_file(path, MEL_FILTERS).read_text()), dtype=np.float32)
             self._trimmer = SpeechTrimmer(_file(path, VAD)) if self.inputs["trim"] else None
@@ -130,10 +135,12 @@ class ExportedModel:
     def _prepare(self, items: list[Any]) -> list[Any]:
         """Texts as (token ids, token type ids), tokenized once and truncated; other inputs unchanged."""
         kind = self.inputs["kind"]
-        if kind not in ("tokens", "words"):
+        if kind not in ("tokens", "words", "ngrams"):
             return items
         if not all(isinstance(text, str) for text in items):
             raise TypeError("this model reads texts; give a list of strings")
+        if kind == "ngrams":
+            return [self._tokenizer.sparse(text) for text in items]
         if kind == "words":
             return [(ids[: self.inputs["max_length"]], None) for ids in self._tokenizer(items)]
         special = self.inputs.get("special_tokens", True)
@@ -151,6 +158,8 @@ class ExportedModel:
                 if "token_type_ids" in columns and types is not None:
                     columns["token_type_ids"][row, : len(types)] = types
             return columns
+        if kind == "ngrams":
+            return {"counts": self._tokenizer.dense(batch)}
         if kind == "ge2e":
             (item,) = batch
             samples = load_audio(item)

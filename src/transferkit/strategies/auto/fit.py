@@ -13,6 +13,14 @@ and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` la
 measured (cross-validating 8 examples picks the worse arm too often): auto uses the strategy that measured best at
 that size for the modality (``FEW_SHOT``: contrastive training for texts), when the backbone can train and the
 time budget covers it, and feature extraction otherwise.
+
+On large data (``SCREEN_MIN_N`` examples or more) where no arm that trains the body fits the time budget, the cheap
+arms are first compared on a stratified sample of ``SCREEN_N`` examples: when a from-scratch model beats the frozen
+head there, fold by fold as above, it is chosen without encoding the rest. More data help a model learned from
+scratch more than a frozen head (the learning curves of ``transferkit compare``), so a lead the scratch model has
+at ``SCREEN_N`` examples holds on all of them; the reverse does not, so a frozen head that wins or ties the screen
+is measured on all the data as before. ``benchmarks/auto_choice.py --screen`` checks the screen's choice against
+the full measurement's on the bundled data sets.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import numpy as np
 
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
+from transferkit.data.split import train_test_indices
 from transferkit.model import TransferModel
 from transferkit.progress import say
 from transferkit.strategies.body import restore
@@ -42,6 +51,8 @@ AUTO_MIN_PER_CLASS = 16
 # frozen head, which was the best or within a point of it on the image and audio benchmarks).
 FEW_SHOT = {"text": "contrastive"}
 FEW_SHOT_EVIDENCE = "the few-shot text table in benchmarks/README.md"
+SCREEN_N = 1000  # examples the cheap arms are compared on first, when the data are large ...
+SCREEN_MIN_N = 2 * SCREEN_N  # ... from this many examples (the screen then encodes at most half of them)
 
 
 def fit(run: FitRun) -> TransferModel:
@@ -51,6 +62,15 @@ def fit(run: FitRun) -> TransferModel:
     smallest = per_class(target, encoder)
     if smallest < AUTO_MIN_PER_CLASS:
         return _few_shot(run, smallest, start)
+    body = [name for name in STRATEGIES.names(kind="transfer", task=encoder.task) if STRATEGIES.get(name).trains_body]
+    scratch = [
+        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
+        if STRATEGIES.get(name).cost == "cheap"
+    ]  # fmt: skip
+    if len(run.inputs) >= SCREEN_MIN_N and scratch and not _body_may_fit(run, body, start):
+        screened = _screen(run, scratch, start)
+        if screened is not None:
+            return screened
     embeddings = run.embeddings()
     repeats = AUTO_REPEATS if len(run.inputs) <= AUTO_REPEAT_MAX_N else 1
     splits = folds(target, encoder, config, repeats=repeats)
@@ -63,21 +83,15 @@ def fit(run: FitRun) -> TransferModel:
         head, _ = fit_head(embeddings[train], target[train], encoder, config)
         fe_scores.append(validation_score(head.scores(embeddings[held]), target[held], encoder))
     fold_scores["feature-extraction"] = np.array(fe_scores)
-    scratch = [
-        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
-        if STRATEGIES.get(name).cost == "cheap"
-    ]  # fmt: skip
     for name in scratch:
         fold_scores[name] = _cross_validate(name, run, splits)
     decision: dict[str, Any] = {"folds": n_folds, "repeats": repeats, "per_class": smallest}
     note = ""
-    body = [name for name in STRATEGIES.names(kind="transfer", task=encoder.task) if STRATEGIES.get(name).trains_body]
     if body and not backbone.trainable:
         note = f"; {' and '.join(map(_words, body))} skipped: {backbone.name} has no gradients"
     for name in body if backbone.trainable else []:
         one_repeat = splits[:n_folds]  # training the body is the expensive arm: one repeat
-        work = STRATEGIES.get(name).module().examples_processed(len(run.fit_part), config)
-        estimate = _estimate_seconds(backbone, run.inputs, work, config) * (n_folds + 1)
+        estimate = _body_estimate(run, name, n_folds)
         left = run.settings("auto").time_budget - (time.perf_counter() - start)
         decision[f"{name}_estimate_s"] = round(estimate, 1)
         if estimate > left:
@@ -108,6 +122,66 @@ def fit(run: FitRun) -> TransferModel:
         reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
     model = STRATEGIES.get(chosen).implementation()(run)
     model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
+    return _announce(model, start)
+
+
+def _body_estimate(run: FitRun, name: str, n_folds: int) -> float:
+    """Seconds cross-validating arm ``name`` (which trains the body) on ``n_folds`` folds and refitting it."""
+    work = STRATEGIES.get(name).module().examples_processed(len(run.fit_part), run.config)
+    return _estimate_seconds(run.backbone, run.inputs, work, run.config) * (n_folds + 1)
+
+
+def _body_may_fit(run: FitRun, body: list[str], start: float) -> bool:
+    """Whether measuring some arm that trains the body could fit in the whole time budget left."""
+    if not body or not run.backbone.trainable:
+        return False
+    left = run.settings("auto").time_budget - (time.perf_counter() - start)
+    n_folds = len(folds(run.target, run.encoder, run.config) or [None, None])
+    return any(_body_estimate(run, name, n_folds) <= left for name in body)
+
+
+def _screen(run: FitRun, scratch: list[str], start: float) -> TransferModel | None:
+    """Compare the frozen head with the cheap scratch arms on a stratified sample of ``SCREEN_N`` examples; the
+    fitted scratch model when one wins there, else None (then everything is measured on all the data)."""
+    keys = [row_key(value) for value in run.target]
+    _, sample = train_test_indices(keys, test_size=SCREEN_N / len(keys), task=run.task, seed=run.config.seed)
+    part = run.subset(sample)
+    splits = folds(part.target, part.encoder, part.config)
+    if splits is None:
+        return None
+    embeddings = part.embeddings()
+    fe_scores = []
+    for train, held in splits:
+        head, _ = fit_head(embeddings[train], part.target[train], part.encoder, part.config)
+        fe_scores.append(validation_score(head.scores(embeddings[held]), part.target[held], part.encoder))
+    fold_scores = {"feature-extraction": np.array(fe_scores)}
+    fold_scores.update({name: _cross_validate(name, part, splits) for name in scratch})
+    scores = {name: float(values.mean()) for name, values in fold_scores.items()}
+    winners = {k: scores[k] for k in scratch if _wins(fold_scores[k], fold_scores["feature-extraction"])}
+    if not winners:
+        return None
+    chosen = max(winners, key=winners.get)
+    metric = "minus MSE" if run.task == "regression" else "macro-F1"
+    listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+    reason = (
+        f"{chosen}: {len(splits)}-fold {metric} on a sample of {len(sample)} of the {len(run.inputs)} examples "
+        f"{listed}; a from-scratch model that leads on a sample gains more than a frozen head from the rest, so "
+        "the rest was not encoded; no arm that trains the body fits the time budget; transfer did not pay on "
+        "these data (a from-scratch baseline scored higher), so it is not used"
+    )
+    decision = {
+        "folds": len(splits),
+        "repeats": 1,
+        "screen": len(sample),
+        "scores": {k: round(v, 4) for k, v in scores.items()},
+    }
+    model = STRATEGIES.get(chosen).implementation()(run)
+    model.info["auto"] = {
+        **decision,
+        "per_class": per_class(run.target, run.encoder),
+        "chosen": chosen,
+        "reason": reason,
+    }
     return _announce(model, start)
 
 
