@@ -22,8 +22,9 @@ LAYERS = {
     "low": ["_version", "errors", "files", "registry", "settings", "progress", "targets", "augment", "datasets", "data",
             "training", "evaluation"],
     "middle": ["backbones", "heads", "cache", "config", "state", "model", "selection", "strategies", "artifacts",
-               "faces", "explain", "export"],  # export and explain: model.py offers model.export() / .explain()
-    "high": ["experiments", "serving"],
+               "faces", "explain", "export",  # export and explain: model.py offers model.export() / .explain()
+               "adaptation"],
+    "high": ["experiments", "serving", "distributed"],
     "front": ["api", "estimators", "cli", "__init__"],
 }  # fmt: skip
 RANK = {name: rank for rank, names in enumerate(LAYERS.values()) for name in names}
@@ -172,7 +173,7 @@ def test_no_module_is_too_long_to_hold_in_ones_head(name):
 
 def test_help_and_catalog_commands_do_not_load_torch():
     """`transferkit --help`, `models` and `datasets` answer without importing torch, scikit-learn or pandas."""
-    heavy = ("torch", "sklearn", "pandas", "transformers")
+    heavy = ("torch", "sklearn", "pandas", "transformers", "ray")
     for command in (["--help"], ["fit", "--help"], ["models"], ["datasets"]):
         code = (
             "import sys; from transferkit.cli import app\n"

@@ -12,7 +12,7 @@ from transferkit.artifacts import atomic_folder, check_output, load_model, save_
 from transferkit.backbones import Backbone
 from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.config import FitConfig
-from transferkit.data import LabeledData, load_labeled, train_test_indices
+from transferkit.data import LabeledData, load_inputs, load_labeled, train_test_indices
 from transferkit.errors import DataError
 from transferkit.evaluation.scoring import evaluate_model, model_metrics
 from transferkit.experiments.compare import compare as run_compare
@@ -39,6 +39,7 @@ def fit(
     overwrite: bool = False,
     modality: str | None = None,
     on_bad_file: str = "fail",
+    unlabeled: str | Path | pd.DataFrame | list | None = None,
     **settings: Any,
 ) -> TransferModel:
     """Read labeled data, hold out a test set, adapt a backbone, evaluate, and optionally save.
@@ -53,6 +54,11 @@ def fit(
         modality: "text" or "image"; detected from the data when None (a folder of class sub-folders of images,
             or a table with a column of image paths, which must lie inside the table's folder).
         on_bad_file: Missing or unreadable images: "fail" (one error naming them) or "skip" (leave them out).
+        unlabeled: Unlabeled inputs of the domain the model will serve (a table without labels, a folder of
+            files, a built-in data set name, a DataFrame, or a list of inputs): the model is adapted to them
+            with the ``adapt`` setting (default "auto": measured, else none; see
+            :mod:`transferkit.strategies.adapt`). The held-out evaluation stays on the labeled data unless
+            ``test`` is target data.
         **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...) and the
             strategies' own settings (time_budget, ...).
 
@@ -82,8 +88,9 @@ def fit(
     )
     if backbone is None:
         backbone = DEFAULT_BACKBONES[labeled.extra.get("modality", "text")]
+    target = _load_unlabeled(unlabeled, labeled, on_bad_file)
     start = time.perf_counter()
-    model = fit_model(train_inputs, train_y, task=labeled.task, backbone=backbone, config=config)
+    model = fit_model(train_inputs, train_y, task=labeled.task, backbone=backbone, config=config, unlabeled=target)
     model.info["fit_seconds"] = round(time.perf_counter() - start, 2)
     model.data_info = {
         "text_col": labeled.text_col,
@@ -95,6 +102,8 @@ def fit(
         **({"data_path": str(Path(data).resolve())} if isinstance(data, str | Path) and Path(data).exists() else {}),
         **({"test": str(Path(test).resolve())} if isinstance(test, str | Path) else {}),
         **({"test_size": test_size} if test is None and test_inputs else {}),
+        **({"n_unlabeled": len(target)} if target is not None else {}),
+        **({"unlabeled": str(unlabeled)} if isinstance(unlabeled, str | Path) else {}),
     }
     calibration = None
     if test_inputs:
@@ -106,6 +115,15 @@ def fit(
         report = model_report(model, calibration, examples)
         save_model(model, output, overwrite=overwrite, documents={"report.html": report})
     return model
+
+
+def _load_unlabeled(unlabeled: Any, labeled: LabeledData, on_bad_file: str) -> list | None:
+    """The target inputs: a list as given, else read like inputs to predict on (the labeled data's input
+    column when the table has it; the modality detected, so that a mismatch is reported, not misread)."""
+    if unlabeled is None or isinstance(unlabeled, list):
+        return unlabeled
+    inputs, _, _ = load_inputs(unlabeled, remembered_col=labeled.text_col, on_bad_file=on_bad_file)
+    return inputs
 
 
 def _load_with_test(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from transferkit.adaptation import METHODS as ADAPT_METHODS
 from transferkit.augment import parse_augment
 from transferkit.errors import TransferKitError
 from transferkit.settings import setting, validate
@@ -75,6 +76,10 @@ class FitConfig:
         check=lambda v: 0 < v < 0.5, rule="in (0, 0.5)",
     )  # fmt: skip
     calibrate: bool = setting(False, "Temperature scaling on held-out scores, so probabilities can be trusted")
+    adapt: str = setting(
+        "auto", "With unlabeled target inputs: domain adaptation (auto: measured by reverse validation, else none)",
+        choices=lambda: list(ADAPT_METHODS),
+    )  # fmt: skip
     max_length: int = setting(128, "Tokens kept per text (longer texts are truncated)",
                               check=lambda v: v >= 8, rule=">= 8 tokens")  # fmt: skip
     seed: int | None = setting(0, "Random seed (splits, initialisation, shuffling)")

@@ -110,10 +110,12 @@ class _TransferEstimator(BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None; pass the labels (or targets) of X")
 
-    def _fit(self, inputs: list[Any], y: Any, task: str) -> None:
+    def _fit(self, inputs: list[Any], y: Any, task: str, X_unlabeled: Any = None) -> None:
         if len(inputs) != len(y):
             raise ValueError(f"X has {len(inputs)} inputs but y has {len(y)} labels; they must match one to one")
-        self.model_ = fit_model(inputs, y, task=task, backbone=self.backbone, config=self._config())
+        unlabeled = None if X_unlabeled is None else as_inputs(X_unlabeled)
+        config = self._config()
+        self.model_ = fit_model(inputs, y, task=task, backbone=self.backbone, config=config, unlabeled=unlabeled)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the fitted model to a folder (safetensors + JSON)."""
@@ -144,7 +146,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
         model_: The fitted :class:`~transferkit.model.TransferModel`.
     """
 
-    def fit(self, X: Any, y: Any) -> TransferClassifier:
+    def fit(self, X: Any, y: Any, X_unlabeled: Any = None) -> TransferClassifier:
+        """Fit on the labeled inputs ``X``; ``X_unlabeled`` (inputs of the domain the model will serve, same kind
+        as ``X``, no labels) adapts the model to that domain with the ``adapt`` parameter (default "auto")."""
         inputs = as_inputs(X)
         self._require_y(y)
         y_array = np.asarray(y)
@@ -152,7 +156,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
             self.multilabel_ = True
             self.classes_ = np.arange(y_array.shape[1])
             labels = [[str(j) for j in np.flatnonzero(row)] for row in y_array]
-            self._fit(inputs, labels, "multilabel")
+            self._fit(inputs, labels, "multilabel", X_unlabeled)
             return self
         if y_array.ndim != 1:
             raise ValueError(f"y must be 1-D labels or a 2-D 0/1 indicator matrix, got shape {y_array.shape}")
@@ -166,7 +170,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); classification needs at least two")
         self._label_of = {str(c): c for c in self.classes_}
-        self._fit(inputs, [str(v) for v in y_array], "classification")
+        self._fit(inputs, [str(v) for v in y_array], "classification", X_unlabeled)
         return self
 
     def _labels(self, names: list[Any]) -> np.ndarray:
@@ -215,7 +219,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
 class TransferRegressor(RegressorMixin, _TransferEstimator):
     """Regressor on a pre-trained backbone (ridge head, or fine-tuning with an MSE loss)."""
 
-    def fit(self, X: Any, y: Any) -> TransferRegressor:
+    def fit(self, X: Any, y: Any, X_unlabeled: Any = None) -> TransferRegressor:
+        """Fit on ``X``, ``y``; ``X_unlabeled`` adapts the model to an unlabeled target domain (see the classifier)."""
         inputs = as_inputs(X)
         self._require_y(y)
         if np.iscomplexobj(np.asarray(y)):
@@ -225,7 +230,7 @@ class TransferRegressor(RegressorMixin, _TransferEstimator):
             raise ValueError(f"y must be 1-D (or 2-D for several targets), got shape {y_array.shape}")
         if not np.isfinite(y_array).all():
             raise ValueError("y contains NaN or infinity; every example needs a numeric target")
-        self._fit(inputs, y_array.tolist(), "regression")
+        self._fit(inputs, y_array.tolist(), "regression", X_unlabeled)
         return self
 
     def predict(self, X: Any) -> np.ndarray:

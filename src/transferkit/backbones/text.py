@@ -137,12 +137,16 @@ class TransformerTextBackbone(OnnxFrozen, Backbone):
         ]
         order = np.argsort(token_counts, kind="stable")
         self._model.eval()
-        engine = self._engine(self.tokenize(texts[:2]), len(texts))
+        device = next(self._model.parameters()).device  # a GPU when placed there (--device cuda)
+        engine = self._engine(self.tokenize(texts[:2]), len(texts)) if device.type == "cpu" else None
         for start in range(0, len(texts), batch_size):
             index = order[start : start + batch_size]
             batch = self.tokenize([texts[i] for i in index])
-            embeddings = self.forward(batch) if engine is None else self._pool(engine(batch), batch["attention_mask"])
-            output[index] = embeddings.float().numpy()
+            if engine is None:
+                embeddings = self.forward({key: value.to(device) for key, value in batch.items()})
+            else:
+                embeddings = self._pool(engine(batch), batch["attention_mask"])
+            output[index] = embeddings.float().cpu().numpy()
             if progress is not None:
                 progress(len(index))
         return output

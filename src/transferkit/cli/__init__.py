@@ -4,7 +4,7 @@ Importing it loads typer, rich and the settings declarations only; each command 
 ``transferkit --help``, ``models`` and ``datasets`` answer without torch.
 """
 
-from transferkit.cli import commands, explain, export, faces, serve  # noqa: F401 - registers the commands on the app
+from transferkit.cli import commands, distributed, explain, export, faces, serve  # noqa: F401 - registers the commands on the app
 from transferkit.cli.app import app
 
 __all__ = ["app", "main"]

@@ -25,6 +25,16 @@ from transferkit.cli.app import (
     out,
     with_settings,
 )
+from transferkit.cli.distributed import (
+    CpusPerWorker,
+    Device,
+    RayAddress,
+    ShardRows,
+    Workers,
+    on_ray,
+    on_ray_requested,
+    run_batch,
+)
 from transferkit.errors import TransferKitError
 from transferkit.selection.scores import score_names  # the rank command's --score help lists the score table
 from transferkit.strategies.registry import STRATEGIES, transfer_arms
@@ -62,11 +72,24 @@ def fit(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the test metrics to this JSON file.")
     ] = None,
+    unlabeled: Annotated[
+        str | None,
+        typer.Option(
+            help="Unlabeled inputs of the domain the model will serve (a table without labels, a folder of files): "
+            "domain adaptation with --adapt."
+        ),
+    ] = None,
+    workers: Workers = None,
+    ray_address: RayAddress = None,
+    cpus_per_worker: CpusPerWorker = 1,
+    device: Device = "auto",
     **settings,
 ) -> None:
-    """Adapt a pre-trained backbone to labeled data, evaluate it on held-out data, and save it."""
+    """Adapt a pre-trained backbone to labeled data, evaluate it on held-out data, and save it. With --workers:
+    on Ray (feature extraction: the embedding; finetune, contrastive: data-parallel training)."""
     from transferkit.api import fit as fit_api
 
+    fit_api = on_ray(fit_api, workers, ray_address, cpus_per_worker, device)
     model = fit_api(
         data,
         text_col=text_col,
@@ -80,6 +103,7 @@ def fit(
         overwrite=overwrite,
         modality=modality,
         on_bad_file=on_bad_file,
+        unlabeled=unlabeled,
         **settings,
     )
     if model.metrics:
@@ -88,6 +112,9 @@ def fit(
             _write_json(json_path, model.metrics)
     if "auto" in model.info:
         out.print(f"auto: {model.info['auto']['reason']}", highlight=False, markup=False, soft_wrap=True)
+    if "adaptation" in model.info:
+        adapted = model.info["adaptation"]
+        out.print(f"adapt: {adapted['method']} ({adapted['reason']})", highlight=False, markup=False, soft_wrap=True)
     seconds = model.info.get("fit_seconds", 0)
     saved = f"saved model to {output} ({seconds:.1f}s to fit); report: {output / 'report.html'}"
     out.print(saved, highlight=False, markup=False, soft_wrap=True)
@@ -271,9 +298,25 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     on_bad_file: OnBadFile = "fail",
     quiet: Quiet = False,
+    workers: Workers = None,
+    ray_address: RayAddress = None,
+    cpus_per_worker: CpusPerWorker = 1,
+    device: Device = "auto",
+    shard_rows: ShardRows = 10_000,
 ) -> None:
-    """Predict a label for every row; writes the input table plus `prediction` (and probability) columns."""
+    """Predict a label for every row; writes the input table plus `prediction` (and probability) columns.
+    With --workers: on Ray, shard by shard (DATA may be a folder of files; an interrupted run resumes)."""
+    if on_ray_requested(workers, ray_address):
+        return run_batch(
+            "predict", model, data, output, text_col=text_col, proba=proba, overwrite=overwrite, workers=workers,
+            ray_address=ray_address, cpus_per_worker=cpus_per_worker, device=device, shard_rows=shard_rows,
+            quiet=quiet,
+        )  # fmt: skip
     from transferkit.data import load_inputs
+    from transferkit.distributed.cluster import place, resolve_device
+    from transferkit.distributed.predictions import prediction_table
+
+    device = resolve_device(device)  # one line for an unknown device, or cuda without a GPU
 
     if Path(data).exists() and output.resolve() == Path(data).resolve():
         raise TransferKitError(
@@ -283,16 +326,12 @@ def predict(
         raise TransferKitError(f"output {str(output)!r} already exists; pass --overwrite to replace it")
     writer = _writer(output)
     fitted = load_any(model)
+    place(fitted, device)
     inputs, frame, _ = load_inputs(
         data, text_col=text_col, remembered_col=fitted.data_info.get("text_col"), modality=fitted.modality,
         on_bad_file=on_bad_file,
     )  # fmt: skip
-    predicted, probabilities = fitted.predict_outputs(inputs, quiet=quiet)
-    result = frame.copy()
-    result["prediction"] = ["|".join(p) for p in predicted] if fitted.task == "multilabel" else predicted
-    if proba and probabilities is not None:
-        for i, name in enumerate(fitted.classes):
-            result[f"proba_{name}"] = probabilities[:, i].round(6)
+    result = prediction_table(fitted, frame, inputs, proba=proba, quiet=quiet)
     temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     output.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -14,6 +14,7 @@ from transferkit.data.media import infer_modality
 from transferkit.errors import DataError, TransferKitError
 from transferkit.model import TransferModel
 from transferkit.selection.choose import choose_backbone
+from transferkit.strategies.adapt import adapt_model, check_target_modality, check_unlabeled, fit_adapted
 from transferkit.strategies.calibrate import calibrate
 from transferkit.strategies.common import FitRun, validation_split
 from transferkit.strategies.registry import STRATEGIES, StrategySpec
@@ -27,6 +28,7 @@ def fit_model(
     task: str,
     backbone: str | dict | Backbone | None = None,
     config: FitConfig | None = None,
+    unlabeled: Sequence[Any] | None = None,
 ) -> TransferModel:
     """Adapt a pre-trained backbone to labeled inputs (texts, images, audio), with ``config.strategy``.
 
@@ -37,6 +39,8 @@ def fit_model(
         backbone: Catalog name, folder, hub id, :class:`Backbone` or "auto" (the best-ranked installed
             candidate); default: the bundled MiniLM. Strategies that build their own features ignore it.
         config: Strategy and training settings.
+        unlabeled: Unlabeled inputs of the target domain, for domain adaptation with ``config.adapt``
+            (:mod:`transferkit.strategies.adapt`; feature extraction and auto).
 
     Raises:
         DataError: Too few examples to learn from.
@@ -52,6 +56,7 @@ def fit_model(
     if task not in spec.tasks:
         suitable = ", ".join(STRATEGIES.names(task=task))
         raise TransferKitError(f"strategy {spec.name!r} does not learn {task}; choose one of: {suitable}")
+    check_unlabeled(spec, config, task, unlabeled)
     ranking = None
     if not spec.uses_backbone:
         backbone = None
@@ -69,6 +74,8 @@ def fit_model(
         _check_modality(spec, backbone.modality)
         if spec.needs_trainable:
             backbone.require_gradients()
+    if unlabeled is not None:
+        check_target_modality(inputs, unlabeled, backbone)
     encoder = TargetEncoder.fit(y, task)
     fit_part, valid_part = np.arange(len(y)), None
     if spec.holds_out_validation:
@@ -77,7 +84,12 @@ def fit_model(
         inputs=inputs, target=encoder.encode(y), encoder=encoder, backbone=backbone, config=config,
         fit_part=fit_part, valid_part=valid_part,
     )  # fmt: skip
-    model = spec.implementation()(run)
+    if unlabeled is not None and spec.name == "feature-extraction":
+        model = fit_adapted(run, unlabeled)  # the head fitted once, the adapted way
+    else:
+        model = spec.implementation()(run)
+        if unlabeled is not None:
+            model = adapt_model(model, run, unlabeled)
     if config.calibrate and task != "regression":
         calibrate(model, run)
     if ranking is not None:

@@ -42,7 +42,7 @@ from transferkit.strategies.body import (
 from transferkit.strategies.common import FitRun, per_class, validation_split
 from transferkit.strategies.feature_extraction.fit import fit_head
 from transferkit.strategies.finetune.train import finetune
-from transferkit.training import train
+from transferkit.training import parallel, train
 
 # Each example is seen in about this many batches; bounded below (tiny data still needs a few dozen steps to
 # move the encoder) and above (the cost of a step is fixed, the gain flattens).
@@ -172,18 +172,22 @@ def fit(run: FitRun) -> TransferModel:
         sampler = balanced_batches(np.asarray(target), encoder.task, config.batch_size,
                                    torch.Generator().manual_seed(seed))  # fmt: skip
         embed = embedder(backbone, body.first, cache)
+        # Under data parallelism (fit --workers) each worker embeds its slice of every batch through DDP, and the
+        # loss over every pair sees all slices (gathered).
+        forward = parallel.wrap(embed, [backbone.module])
 
         def batches(_: int):
             for _step in range(steps // rounds):
                 index = next(sampler)
-                yield collate([train_examples[i] for i in index]), labels[index]
+                yield collate([train_examples[i] for i in parallel.local_part(index)]), labels[index]
 
         def loss_of(batch) -> torch.Tensor:
             inputs_batch, y = batch
             weights = positives(y, encoder.task)
+            embeddings = parallel.gather(forward(inputs_batch))
             if settings.contrastive_loss == "cosine":
-                return cosine_pair_loss(embed(inputs_batch), weights)
-            return supervised_contrastive_loss(embed(inputs_batch), weights, settings.temperature)
+                return cosine_pair_loss(embeddings, weights)
+            return supervised_contrastive_loss(embeddings, weights, settings.temperature)
 
         def validate() -> dict[str, float]:
             reference = _embed_all(train_examples, embed, config.batch_size)

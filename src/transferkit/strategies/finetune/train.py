@@ -29,7 +29,7 @@ from transferkit.heads import LinearHead, loss_function
 from transferkit.progress import progress_bar
 from transferkit.strategies.body import caches_prefix, close_body, collate, embedder, examples_of, open_body
 from transferkit.targets import TargetEncoder
-from transferkit.training import train
+from transferkit.training import parallel, train
 from transferkit.training.augment import Augmenter
 
 MIN_STEPS_PER_EPOCH = 8
@@ -86,6 +86,9 @@ def finetune(
             augmenter = Augmenter(augment, backbone.mean, backbone.std, torch.Generator().manual_seed(seed + 1))
 
         embed = embedder(backbone, first, cache)
+        # Under data parallelism (fit --workers) each worker takes its slice of every batch, through DDP.
+        parallel.check_batch(config.batch_size)
+        forward = parallel.wrap(lambda batch: head(embed(batch)), [module, head])
 
         # Few-shot data gives one or two steps per epoch; cycling through the (reshuffled) data until an
         # epoch has MIN_STEPS_PER_EPOCH steps keeps validation and early stopping meaningful.
@@ -100,7 +103,7 @@ def finetune(
                 ]
             ).tolist()
             for start in range(0, min(needed, len(order)), config.batch_size):
-                index = order[start : start + config.batch_size]
+                index = parallel.local_part(order[start : start + config.batch_size])
                 inputs = collate([train_examples[i] for i in index])
                 if augmenter is not None:
                     inputs["pixels"] = augmenter(inputs["pixels"])
@@ -108,7 +111,7 @@ def finetune(
 
         def loss_of(batch) -> torch.Tensor:
             inputs, y = batch
-            loss = loss_fn(head(embed(inputs)), y)
+            loss = loss_fn(forward(inputs), y)
             if config.l2sp:
                 penalty = sum(((p - reference[n]) ** 2).sum() for n, p in trainable.items())
                 loss = loss + config.l2sp / 2 * penalty
