@@ -16,6 +16,8 @@ from transferkit.data import LabeledData, load_inputs, load_labeled, train_test_
 from transferkit.errors import DataError
 from transferkit.evaluation.scoring import evaluate_model, model_metrics
 from transferkit.experiments.compare import compare as run_compare
+from transferkit.experiments.domain import compare_domain, require_test
+from transferkit.experiments.domain_report import domain_report
 from transferkit.experiments.report import compare_report, model_report
 from transferkit.explain import explain_examples
 from transferkit.export.runtime import ExportedModel, is_exported
@@ -159,19 +161,28 @@ def compare(
     test: str | Path | pd.DataFrame | None = None,
     modality: str | None = None,
     on_bad_file: str = "fail",
+    unlabeled: str | Path | pd.DataFrame | list | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Learning curves of transfer vs from-scratch baselines on ``data``; see
-    :func:`transferkit.experiments.compare.compare` for the options. With ``output``, writes ``report.html``
-    and ``compare.json`` there (all or nothing)."""
+    :func:`transferkit.experiments.compare.compare` for the options. With ``unlabeled`` (target-domain inputs,
+    read as :func:`fit` reads them) and ``test`` (labeled target examples): source-only vs each domain adaptation
+    method vs a target-supervised reference instead; see :func:`transferkit.experiments.domain.compare_domain`.
+    With ``output``, writes ``report.html`` and ``compare.json`` there (all or nothing)."""
     if output is not None:
         check_output(output, overwrite=overwrite)
+    if unlabeled is not None:
+        require_test(test)  # before reading anything
     labeled, held_out = _load_with_test(data, test, text_col, label_col, task, label_sep, modality, on_bad_file)
-    result = run_compare(labeled, test=held_out, **options)
+    if unlabeled is not None:
+        target = _load_unlabeled(unlabeled, labeled, on_bad_file)
+        result, report = compare_domain(labeled, target, held_out, **options), domain_report
+    else:
+        result, report = run_compare(labeled, test=held_out, **options), compare_report
     if output is not None:
         with atomic_folder(Path(output).expanduser()) as folder:
             write_json(folder / "compare.json", result)
-            (folder / "report.html").write_text(compare_report(result), encoding="utf-8")
+            (folder / "report.html").write_text(report(result), encoding="utf-8")
     return result
 
 

@@ -160,11 +160,30 @@ def compare(
     ] = 600.0,
     max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 128,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    unlabeled: Annotated[
+        str | None,
+        typer.Option(
+            help="Unlabeled target-domain inputs: compare source-only with each domain adaptation method and a "
+            "target-supervised reference on --test (labeled target examples); budgets, seeds, strategies and "
+            "baselines do not apply."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Is transfer worth it here? Learning curves of transfer vs from-scratch baselines, verdicts, savings."""
+    """Is transfer worth it here? Learning curves of transfer vs from-scratch baselines, verdicts, savings.
+    With --unlabeled: does domain adaptation help here?"""
     from transferkit.api import compare as compare_api
 
+    if unlabeled is not None:
+        result = compare_api(
+            data, output=output, overwrite=overwrite, text_col=text_col, label_col=label_col, test=test,
+            backbone=backbone, modality=modality, on_bad_file=on_bad_file, unlabeled=unlabeled, max_length=max_length,
+            quiet=quiet,
+        )  # fmt: skip
+        for line in result["summary"]:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        out.print(f"report: {output / 'report.html'}, data: {output / 'compare.json'}", highlight=False, markup=False)
+        return
     result = compare_api(
         data,
         output=output,

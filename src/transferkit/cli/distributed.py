@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from transferkit.cli.app import Quiet, TextCol, app, err, friendly
+from transferkit.cli.app import Quiet, TextCol, err, friendly
 from transferkit.errors import TransferKitError
 
 Workers = Annotated[
@@ -67,7 +67,7 @@ def on_ray(fit, workers: int | None, ray_address: str | None, cpus_per_worker: i
     return fit_with_workers
 
 
-@app.command()
+# Registered by transferkit.cli after the other commands, so --help lists it after predict.
 @friendly
 def embed(
     backbone: Annotated[str, typer.Argument(help="Backbone: catalog name (`transferkit models`) or model folder.")],
@@ -86,8 +86,10 @@ def embed(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Frozen features of every row: the input table plus an `embedding` column (a list of floats), in input
-    order, written shard by shard (an interrupted run resumes where it stopped)."""
+    """Frozen features of every row: the input table plus an `embedding` column.
+
+    A list of floats per row, in input order, written shard by shard (an interrupted run resumes where it stopped).
+    """
     on_ray_requested(workers, ray_address)
     run_batch(
         "embed", backbone, data, output, text_col=text_col, overwrite=overwrite, workers=workers,

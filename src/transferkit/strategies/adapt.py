@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.adaptation import METHODS
+from transferkit.adaptation import METHODS, TRAINING_METHODS
 from transferkit.adaptation.adabn import adabn, batch_norm_layers
 from transferkit.adaptation.alignment import coral, subspace_alignment
 from transferkit.adaptation.heads import compose
@@ -56,10 +56,17 @@ def check_unlabeled(spec: StrategySpec, config: FitConfig, task: str, unlabeled:
         return
     if len(unlabeled) == 0:
         raise DataError("the unlabeled target data hold no inputs; pass a table or folder with some")
+    if config.adapt in TRAINING_METHODS:
+        if spec.name != "finetune" or task != "classification":
+            raise TransferKitError(
+                f"adapt={config.adapt!r} is a loss during fine-tuning of a classifier: use --strategy finetune "
+                f"(got {spec.name!r}, {task}), or coral, subspace or self-training on frozen features"
+            )
+        return
     if config.adapt != "none" and spec.name not in ADAPTABLE:
         raise TransferKitError(
             f"strategy {spec.name!r} cannot use unlabeled target data (adaptation runs on frozen features); "
-            "use --strategy feature-extraction or auto, or --adapt none"
+            "use --strategy feature-extraction or auto, --adapt mcc with finetune, or --adapt none"
         )
     if config.adapt == "self-training" and task != "classification":
         raise TransferKitError(f"adapt='self-training' needs class labels, not {task}; use coral or subspace")

@@ -33,6 +33,7 @@ class FitRun:
         fit_part: Indices a strategy that holds out a validation split trains on (the others train on every
             input of the run).
         valid_part: Its held-out indices (early stopping, calibration), or None (too few examples).
+        unlabeled: Unlabeled target inputs, for a strategy that adapts while it trains (``adapt="mcc"``).
     """
 
     inputs: list[Any]
@@ -42,6 +43,7 @@ class FitRun:
     config: FitConfig
     fit_part: np.ndarray
     valid_part: np.ndarray | None = None
+    unlabeled: list[Any] | None = None
     _embeddings: np.ndarray | None = field(default=None, repr=False)
 
     @property

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from transferkit.adaptation import TRAINING_METHODS
 from transferkit.backbones import Backbone, create_backbone
 from transferkit.config import FitConfig
 from transferkit.data.media import infer_modality
@@ -82,13 +83,13 @@ def fit_model(
         fit_part, valid_part = validation_split(y, task, config)
     run = FitRun(
         inputs=inputs, target=encoder.encode(y), encoder=encoder, backbone=backbone, config=config,
-        fit_part=fit_part, valid_part=valid_part,
+        fit_part=fit_part, valid_part=valid_part, unlabeled=None if unlabeled is None else list(unlabeled),
     )  # fmt: skip
     if unlabeled is not None and spec.name == "feature-extraction":
         model = fit_adapted(run, unlabeled)  # the head fitted once, the adapted way
     else:
         model = spec.implementation()(run)
-        if unlabeled is not None:
+        if unlabeled is not None and config.adapt not in TRAINING_METHODS:  # mcc adapted while it trained
             model = adapt_model(model, run, unlabeled)
     if config.calibrate and task != "regression":
         calibrate(model, run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from transferkit.config import FitConfig
 from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
+from transferkit.progress import say
 from transferkit.strategies.common import FitRun
 from transferkit.strategies.finetune.train import finetune
 
@@ -19,10 +20,16 @@ def fit(run: FitRun) -> TransferModel:
     fit_part, valid_part = run.fit_part, run.valid_part
     probe = fit_linear_head(run.embeddings()[fit_part], run.target[fit_part], run.encoder, seed=run.config.seed)
     valid = None if valid_part is None else ([run.inputs[i] for i in valid_part], run.target[valid_part])
+    unlabeled = run.unlabeled if run.config.adapt == "mcc" else None
     head, changed, adapter, info = finetune(
-        run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid
-    )
-    return TransferModel(
+        run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid,
+        unlabeled=unlabeled,
+    )  # fmt: skip
+    model = TransferModel(
         backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="finetune",
         finetuned=changed, adapter=adapter, info={"head": "linear", **info},
     )  # fmt: skip
+    if unlabeled is not None:
+        model.info["adaptation"] = {"method": "mcc", "reason": "--adapt mcc", "n_target": len(unlabeled)}
+        say(f"adapt: mcc (--adapt mcc, {len(unlabeled)} unlabeled target inputs)", quiet=run.config.quiet)
+    return model

@@ -9,7 +9,9 @@ Recipe, each part a lever in :class:`~transferkit.config.FitConfig`:
 - discriminative learning rates: each block gets ``layer_decay`` times the rate of the block above
   (Howard & Ruder 2018, https://arxiv.org/abs/1801.06146);
 - optional L2-SP, a penalty toward the pre-trained weights (Li et al. 2018, https://arxiv.org/abs/1802.01483);
-- AdamW with warm-up and linear decay, early stopping on a validation split, best epoch restored.
+- AdamW with warm-up and linear decay, early stopping on a validation split, best epoch restored;
+- with unlabeled target inputs (``adapt="mcc"``), each step adds the minimum-class-confusion loss of a batch of
+  them (:mod:`transferkit.adaptation.mcc`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from transferkit.adaptation.mcc import WEIGHT, mcc_loss
 from transferkit.augment import parse_augment
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
@@ -43,14 +46,19 @@ def finetune(
     init_head: LinearHead,
     config: FitConfig,
     valid: tuple[Sequence[Any], np.ndarray] | None = None,
+    *,
+    unlabeled: Sequence[Any] | None = None,
 ) -> tuple[LinearHead, list[str], dict[str, Any] | None, dict[str, Any]]:
-    """Fine-tune ``backbone`` in place (or LoRA adapters merged into it, with ``config.adapter == "lora"``).
+    """Fine-tune ``backbone`` in place (or LoRA adapters merged into it, with ``config.adapter == "lora"``);
+    with ``unlabeled`` target inputs, each step also minimises the class confusion of a batch of them (MCC).
 
     Returns:
         The trained head, the names of the backbone parameters (and buffers, such as batch-norm running
         statistics) that changed, the LoRA adapter to save (or None), and training facts.
     """
     augment = parse_augment(config.augment)
+    if unlabeled and parallel.current() is not None:  # a second forward per step would break DDP's bookkeeping
+        raise TransferKitError("adapt='mcc' trains in one process in this version; leave --workers out")
     if augment and backbone.modality != "image":
         raise TransferKitError(
             f"augmentation ({config.augment}) applies to images, and {backbone.name!r} is a {backbone.modality} "
@@ -78,6 +86,7 @@ def finetune(
             module.eval()
             train_examples = examples_of(backbone, inputs, first, config.batch_size, cache)
             valid_examples = examples_of(backbone, valid[0], first, config.batch_size, cache) if valid else None
+            target_examples = examples_of(backbone, unlabeled, first, config.batch_size, cache) if unlabeled else None
             advance(1)
         labels = torch.from_numpy(target)
         generator = torch.Generator().manual_seed(seed)
@@ -109,9 +118,14 @@ def finetune(
                     inputs["pixels"] = augmenter(inputs["pixels"])
                 yield inputs, labels[index]
 
+        target_generator = torch.Generator().manual_seed(seed + 2)
+
         def loss_of(batch) -> torch.Tensor:
             inputs, y = batch
             loss = loss_fn(forward(inputs), y)
+            if target_examples:  # a fresh random batch of unlabeled target inputs every step
+                index = torch.randperm(len(target_examples), generator=target_generator)[: config.batch_size]
+                loss = loss + WEIGHT * mcc_loss(forward(collate([target_examples[i] for i in index.tolist()])))
             if config.l2sp:
                 penalty = sum(((p - reference[n]) ** 2).sum() for n, p in trainable.items())
                 loss = loss + config.l2sp / 2 * penalty
@@ -144,6 +158,7 @@ def finetune(
         "num_blocks": backbone.num_blocks,
         "frozen_prefix_cached": cache,
         "augment": list(augment),
+        **({"mcc_target_inputs": len(unlabeled)} if unlabeled else {}),
         "adapter": None if adapter is None else {k: v for k, v in adapter["config"].items() if k != "targets"},
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
