@@ -7,7 +7,8 @@ the whole pool with seeds 0-4). Each variant is a transferkit ``TransferClassifi
 it prints the dev macro-F1 of every variant per data set and the mean.
 
 Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't0.1={"temperature": 0.1}' --budget 8 --seeds 2
-(a variant is NAME=JSON, split at the first "="; the key "_passes" sets the contrastive step budget's passes)
+(a variant is NAME=JSON, split at the first "="; a key "_NAME" sets the contrastive strategy's module constant
+NAME for that variant, e.g. "_passes": 60 the step budget's passes, "_early_stopping_min_per_class": 1000)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from transferkit import TransferClassifier  # noqa: E402
 from transferkit.data import load_labeled  # noqa: E402
 from transferkit.strategies.contrastive import fit as contrastive_fit  # noqa: E402
 
-PASSES = contrastive_fit.PASSES
+CONSTANTS = {name: getattr(contrastive_fit, name) for name in dir(contrastive_fit) if name.isupper()}
 
 DEV_SIZE = 400
 
@@ -63,8 +64,9 @@ def main() -> None:
                 start = time.perf_counter()
                 with tempfile.TemporaryDirectory() as cache:
                     settings = {"strategy": args.strategy, **json.loads(settings)}
-                    # "_passes": the contrastive step budget's passes over the data (a module constant)
-                    contrastive_fit.PASSES = settings.pop("_passes", PASSES)
+                    # "_name": the contrastive strategy's module constant NAME (e.g. the step budget's passes)
+                    for constant, value in CONSTANTS.items():
+                        setattr(contrastive_fit, constant, settings.pop(f"_{constant.lower()}", value))
                     model = TransferClassifier(random_state=seed, cache_dir=cache, max_length=MAX_LENGTH, verbose=False,
                                                **settings)  # fmt: skip
                     predicted = model.fit(texts[chosen].tolist(), y[chosen].tolist()).predict(texts[dev].tolist())

@@ -294,3 +294,38 @@ def test_finetune_with_two_examples_per_class_trains_on_all_of_them():
     config = FitConfig(strategy="finetune", epochs=1, quiet=True)
     model = fit_model(texts, labels, task="classification", backbone="toy-text", config=config)
     assert model.info["validation_score"] is None and len(model.classes) == 10
+
+
+def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_third(spam_frame):
+    """20 labels per class: contrastive is fitted once on two thirds and scored with the frozen head and TF-IDF on
+    the same last third; a cheap arm replaces it only when it wins there beyond the margin and bootstrap error. On
+    the random toy backbone transfer cannot pay, and TF-IDF wins by far."""
+    from transferkit.strategies.auto.fit import AUTO_MARGIN, HOLDOUT_MAX_PER_CLASS
+
+    frame = spam_frame.groupby("label").head(20)
+    texts, labels = frame["text"].str[:200].tolist(), frame["label"].tolist()
+    model = fit_model(texts, labels, task="classification", backbone="toy-text",
+                      config=FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4))  # fmt: skip
+    auto = model.info["auto"]
+    assert auto["per_class"] == 20 < HOLDOUT_MAX_PER_CLASS and 13 <= auto["holdout"] <= 14  # a third of 40
+    assert set(auto["scores"]) == {"contrastive", "feature-extraction", "tfidf-lr"}
+    assert model.strategy == auto["chosen"] == "tfidf-lr"
+    assert auto["scores"]["tfidf-lr"] - auto["scores"]["contrastive"] > AUTO_MARGIN
+    assert "held-out third" in auto["reason"] and "transfer did not pay" in auto["reason"]
+
+
+def test_a_held_out_fit_that_trains_the_body_puts_the_weights_back(spam_frame):
+    from transferkit.strategies.auto.fit import _held_scores
+    from transferkit.strategies.common import FitRun
+    from transferkit.targets import TargetEncoder
+
+    texts, labels = spam_frame["text"].tolist()[:24], spam_frame["label"].tolist()[:24]
+    encoder = TargetEncoder.fit(labels, "classification")
+    backbone = create_backbone("toy-text")
+    before = {name: value.clone() for name, value in backbone.module.state_dict().items()}
+    run = FitRun(inputs=texts, target=encoder.encode(labels), encoder=encoder, backbone=backbone,
+                 config=FitConfig.from_settings(contrastive_steps=4, quiet=True), fit_part=np.arange(24))  # fmt: skip
+    scores = _held_scores("contrastive", run, np.arange(16), np.arange(16, 24))
+    assert scores.shape == (8, 1) and np.isfinite(scores).all()  # binary: one logit
+    after = backbone.module.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)

@@ -16,9 +16,10 @@ class AutoSettings:
 
 register_strategy(
     name="auto",
-    summary="from 16 labels per class, cross-validates feature extraction, the cheap from-scratch models and, "
+    summary="from 32 labels per class, cross-validates feature extraction, the cheap from-scratch models and, "
     "within --time-budget, the strategies that train the body; keeps the best (below 16: contrastive for texts, "
-    "else the frozen head)",
+    "else the frozen head; from 16 to 31: contrastive for texts unless the frozen head or a cheap model beats it "
+    "on a held-out third)",
     entry="fit:fit",
     package=__name__,
     kind="meta",

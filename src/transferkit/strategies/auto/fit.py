@@ -12,7 +12,12 @@ An arm replaces the cheaper feature extraction only when it wins fold by fold by
 and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` labels per class nothing is
 measured (cross-validating 8 examples picks the worse arm too often): auto uses the strategy that measured best at
 that size for the modality (``FEW_SHOT``: contrastive training for texts), when the backbone can train and the
-time budget covers it, and feature extraction otherwise.
+time budget covers it, and feature extraction otherwise. From ``AUTO_MIN_PER_CLASS`` to ``HOLDOUT_MAX_PER_CLASS``
+that strategy is the incumbent of a cheaper contest (:func:`_holdout_contest`): it and the cheap arms are fitted on
+two thirds of the data and scored on the same last third, and a cheap arm replaces it only when it wins there by
+more than ``AUTO_MARGIN`` and the bootstrap standard error of the difference. Training the body once on two thirds
+instead of once per fold and arm keeps auto within a fifth of SetFit's time at 16 labels per class
+(``benchmarks/text_fewshot.py``), where the full contest cost six contrastive fits and chose no better.
 
 On large data (``SCREEN_MIN_N`` examples or more) where no arm that trains the body fits the time budget, the cheap
 arms are first compared on a stratified sample of ``SCREEN_N`` examples: when a from-scratch model beats the frozen
@@ -51,6 +56,11 @@ AUTO_MIN_PER_CLASS = 16
 # frozen head, which was the best or within a point of it on the image and audio benchmarks).
 FEW_SHOT = {"text": "contrastive"}
 FEW_SHOT_EVIDENCE = "the few-shot text table in benchmarks/README.md"
+# From AUTO_MIN_PER_CLASS up to this many labels per class, the few-shot strategy is challenged on one held-out
+# third (HOLDOUT_SHARE) instead of cross-validated with every arm; BOOTSTRAP resamples give the standard error.
+HOLDOUT_MAX_PER_CLASS = 32
+HOLDOUT_SHARE = 1 / 3
+BOOTSTRAP = 200
 SCREEN_N = 1000  # examples the cheap arms are compared on first, when the data are large ...
 SCREEN_MIN_N = 2 * SCREEN_N  # ... from this many examples (the screen then encodes at most half of them)
 
@@ -62,6 +72,10 @@ def fit(run: FitRun) -> TransferModel:
     smallest = per_class(target, encoder)
     if smallest < AUTO_MIN_PER_CLASS:
         return _few_shot(run, smallest, start)
+    if smallest < HOLDOUT_MAX_PER_CLASS:
+        contested = _holdout_contest(run, smallest, start)
+        if contested is not None:
+            return contested
     body = [name for name in STRATEGIES.names(kind="transfer", task=encoder.task) if STRATEGIES.get(name).trains_body]
     scratch = [
         name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
@@ -211,27 +225,94 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
     return _frozen_head(run, {"per_class": smallest}, reason, start)
 
 
+def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel | None:
+    """The few-shot strategy (``FEW_SHOT``) against the frozen head and the cheap from-scratch arms, all fitted on
+    two thirds of the data and scored on the last third; None when no few-shot strategy applies or the time budget
+    does not cover training it twice (then the full contest runs)."""
+    backbone, encoder, config = run.backbone, run.encoder, run.config
+    choice = FEW_SHOT.get(backbone.modality)
+    if choice is None or not backbone.trainable or encoder.task not in STRATEGIES.get(choice).tasks:
+        return None
+    keys = [row_key(value) for value in run.target]
+    train, held = train_test_indices(keys, test_size=HOLDOUT_SHARE, task=run.task, seed=config.seed)
+    work = STRATEGIES.get(choice).module().examples_processed
+    estimate = _estimate_seconds(backbone, run.inputs, work(len(train), config) + work(len(run.inputs), config), config)
+    if estimate > run.settings("auto").time_budget - (time.perf_counter() - start):
+        return None
+    scratch = [
+        name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
+        if STRATEGIES.get(name).cost == "cheap"
+    ]  # fmt: skip
+    embeddings = run.embeddings()
+    head, _ = fit_head(embeddings[train], run.target[train], encoder, config)
+    scores = {choice: _held_scores(choice, run, train, held), "feature-extraction": head.scores(embeddings[held])}
+    scores.update({name: _held_scores(name, run, train, held) for name in scratch})
+    truth = run.target[held]
+    values = {name: validation_score(s, truth, encoder) for name, s in scores.items()}
+    errors = _bootstrap_errors(scores, choice, truth, encoder, config.seed)
+    winners = {k: v for k, v in values.items() if k != choice and v - values[choice] > max(AUTO_MARGIN, errors[k])}
+    chosen = max(winners, key=winners.get) if winners else choice
+    metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
+    listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
+    reason = (
+        f"{chosen}: {metric} on a held-out third ({len(held)} examples) {listed}; with {smallest} labeled examples "
+        f"per class {choice} is kept unless another arm beats it there by more than {AUTO_MARGIN} and its "
+        "bootstrap standard error (fine-tuning is not measured below "
+        f"{HOLDOUT_MAX_PER_CLASS} per class: it lost to {choice} at 8 per class, {FEW_SHOT_EVIDENCE})"
+    )
+    if chosen in scratch:
+        reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
+    decision = {"holdout": len(held), "per_class": smallest, "scores": {k: round(v, 4) for k, v in values.items()}}
+    if chosen == "feature-extraction":
+        return _frozen_head(run, decision, reason, start)
+    model = STRATEGIES.get(chosen).implementation()(run)
+    model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
+    return _announce(model, start)
+
+
+def _held_scores(name: str, run: FitRun, train: np.ndarray, held: np.ndarray, **parts: np.ndarray) -> np.ndarray:
+    """Scores on ``held`` of strategy ``name`` fitted on ``train`` (``parts``: its fit/validation parts, see
+    :meth:`FitRun.subset`); moved backbone weights are put back after."""
+    spec = STRATEGIES.get(name)
+    moves = spec.trains_body and run.backbone is not None and run.backbone.trainable
+    original = {n: p.detach().clone() for n, p in run.backbone.module.state_dict().items()} if moves else {}
+    model = spec.implementation()(run.subset(train, **parts))
+    scores = run.scores_of(model, held)
+    if model.finetuned:
+        restore(run.backbone, {n: original[n] for n in model.finetuned})
+    return scores
+
+
+def _bootstrap_errors(
+    scores: dict[str, np.ndarray], incumbent: str, truth: np.ndarray, encoder, seed: int | None
+) -> dict[str, float]:
+    """Standard error of each arm's score minus the incumbent's, over ``BOOTSTRAP`` resamples of the held-out
+    examples (paired: both arms are scored on the same resample)."""
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP)]
+    errors = {}
+    for name, values in scores.items():
+        differences = [
+            validation_score(values[d], truth[d], encoder) - validation_score(scores[incumbent][d], truth[d], encoder)
+            for d in draws
+        ]
+        errors[name] = float(np.std(differences, ddof=1))
+    return errors
+
+
 def _cross_validate(
     name: str, run: FitRun, splits: list[tuple[np.ndarray, np.ndarray]], *, inner_validation: bool = False
 ) -> np.ndarray:
     """Held-out fold scores of strategy ``name``; with ``inner_validation``, each fold's training part holds out
-    its own validation split (early stopping never sees the scored fold). Moved backbone weights are restored
-    after each fold."""
-    spec = STRATEGIES.get(name)
-    implementation = spec.implementation()
-    moves = spec.trains_body and run.backbone is not None and run.backbone.trainable
-    original = {n: p.detach().clone() for n, p in run.backbone.module.state_dict().items()} if moves else {}
+    its own validation split (early stopping never sees the scored fold)."""
     values = []
     for train, held in splits:
+        inner: dict[str, np.ndarray] = {}
         if inner_validation:
             inner_fit, inner_valid = validation_split([row_key(run.target[i]) for i in train], run.task, run.config)
-            part = run.subset(train, fit_part=inner_fit, valid_part=inner_valid)
-        else:
-            part = run.subset(train)
-        model = implementation(part)
-        values.append(validation_score(run.scores_of(model, held), run.target[held], run.encoder))
-        if model.finetuned:
-            restore(run.backbone, {n: original[n] for n in model.finetuned})
+            inner = {"fit_part": inner_fit, "valid_part": inner_valid}
+        scores = _held_scores(name, run, train, held, **inner)
+        values.append(validation_score(scores, run.target[held], run.encoder))
     return np.array(values)
 
 
