@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferkit"
 # Lower layers never import higher ones (STYLE.md, "Layout"). Within a layer, imports may go either way as
 # long as they form no cycle.
 LAYERS = {
-    "low": ["_version", "errors", "files", "registry", "settings", "progress", "targets", "augment", "datasets", "data",
-            "training", "evaluation"],
+    "low": ["_version", "errors", "files", "registry", "settings", "progress", "targets", "augment", "devices",
+            "datasets", "data", "training", "evaluation"],
     "middle": ["backbones", "heads", "cache", "config", "state", "model", "selection", "strategies", "artifacts",
                "faces", "explain", "export",  # export and explain: model.py offers model.export() / .explain()
                "adaptation"],

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from transferkit.strategies.registry import STRATEGIES
 
@@ -207,6 +208,14 @@ def _(folder, inputs):
 def _(folder, inputs):
     args = ["fit", spam_copy(folder, inputs), "-o", folder / "model", "--backbone", "minlm", "--quiet"]
     return args, r"unknown backbone 'minlm'; did you mean 'minilm'\?"
+
+
+if not torch.cuda.is_available():  # where torch sees a GPU, the command trains on it
+
+    @bad_input("--device cuda without a GPU")
+    def _(folder, inputs):
+        args = ["fit", spam_copy(folder, inputs), "-o", folder / "model", "--strategy", "finetune", *TOY]
+        return [*args, "--device", "cuda"], r"--device cuda: torch sees no CUDA GPU on this machine; use --device cpu"
 
 
 # --- the two rounds of commands ----------------------------------------------------------------------------------

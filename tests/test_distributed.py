@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 import transferkit as tk
-from transferkit.api import fit as fit_api
 from transferkit.backbones import create_backbone
 from transferkit.cache import EmbeddingCache, embed
 from transferkit.distributed import batch
@@ -73,8 +72,8 @@ def _cli(*args, block_ray: bool = False, timeout: float = 300):
 
 def test_embed_on_two_workers_equals_one_process_on_minilm(cluster, shards_folder, spam_frame, minilm, tmp_path):
     alone = run_sharded("embed", "minilm", shards_folder, tmp_path / "alone.parquet", shard_rows=16, quiet=True)
-    spread = run_sharded("embed", "minilm", shards_folder, tmp_path / "ray.parquet", shard_rows=16, workers=2,
-                         quiet=True)  # fmt: skip
+    spread = tk.embed("minilm", shards_folder, tmp_path / "ray.parquet", shard_rows=16, workers=2, device="cpu",
+                      quiet=True)  # fmt: skip
     assert alone == spread == 60
     one, two = pd.read_parquet(tmp_path / "alone.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
     assert two["text"].tolist() == one["text"].tolist() == spam_frame["text"].tolist()  # same rows, same order
@@ -93,8 +92,7 @@ def test_predict_on_two_workers_equals_plain_predict(cluster, shards_folder, spa
     plain = _cli("predict", tmp_path / "model", data, "-o", tmp_path / "plain.csv", "-q")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip().endswith("ray not imported")  # without --workers, Ray is never imported
-    rows = run_sharded("predict", tmp_path / "model", shards_folder, tmp_path / "ray.csv", shard_rows=7, workers=2,
-                       quiet=True)  # fmt: skip
+    rows = tk.predict(tmp_path / "model", shards_folder, tmp_path / "ray.csv", shard_rows=7, workers=2, quiet=True)
     one, two = pd.read_csv(tmp_path / "plain.csv"), pd.read_csv(tmp_path / "ray.csv")
     assert rows == len(two) == len(one) == 60
     assert list(two.columns) == list(one.columns)
@@ -213,15 +211,12 @@ def test_embedding_cache_is_correct_with_several_writers(tmp_path):
 
 
 def test_feature_extraction_fit_embeds_on_ray_and_fits_the_head_here(cluster, spam_csv, spam_frame, tmp_path):
-    from transferkit.distributed.training import fit_on_ray
-
     settings = dict(strategy="feature-extraction", backbone="toy-text", quiet=True)
-    spread = fit_on_ray(fit_api, spam_csv, workers=2, output=tmp_path / "ray", cache_dir=str(tmp_path / "c1"),
-                        **settings)  # fmt: skip
+    spread = tk.fit(spam_csv, workers=2, output=tmp_path / "ray", cache_dir=str(tmp_path / "c1"), **settings)
     backbone = create_backbone("toy-text", max_length=128)  # as fit creates it
     cached = EmbeddingCache(backbone, tmp_path / "c1").lookup([backbone.input_key(t) for t in spam_frame["text"]])
     assert len(cached) == 60  # every input was embedded on Ray and gathered into this machine's cache
-    alone = fit_api(spam_csv, output=tmp_path / "alone", cache_dir=str(tmp_path / "c2"), **settings)
+    alone = tk.fit(spam_csv, output=tmp_path / "alone", cache_dir=str(tmp_path / "c2"), **settings)
     texts = spam_frame["text"].tolist()
     np.testing.assert_allclose(spread.predict_proba(texts), alone.predict_proba(texts), atol=1e-6)
     assert spread.metrics == alone.metrics
@@ -240,8 +235,6 @@ def toy_without_dropout(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("strategy", ["finetune", pytest.param("contrastive", marks=pytest.mark.slow)])
 def test_ddp_on_two_workers_equals_one_worker(cluster, spam_csv, toy_without_dropout, tmp_path, strategy):
-    from transferkit.distributed.training import fit_on_ray
-
     settings = dict(strategy=strategy, backbone=toy_without_dropout, epochs=1, batch_size=8, patience=1,
                     quiet=True, cache_dir=str(tmp_path / "cache"))  # fmt: skip
     # Rates high enough for a few steps to move the weights well beyond the tolerance.
@@ -250,7 +243,8 @@ def test_ddp_on_two_workers_equals_one_worker(cluster, spam_csv, toy_without_dro
         "contrastive": {"contrastive_steps": 6, "contrastive_learning_rate": 1e-3},
     }
     settings.update(own[strategy])
-    models = [fit_on_ray(fit_api, spam_csv, workers=n, output=tmp_path / f"w{n}", **settings) for n in (1, 2)]
+    # tk.fit(workers=N) is `transferkit fit --workers N`: Ray Train's TorchTrainer, DDP over gloo on these CPUs
+    models = [tk.fit(spam_csv, workers=n, device="cpu", output=tmp_path / f"w{n}", **settings) for n in (1, 2)]
     one, two = (model.backbone.hashed_state() for model in models)
     pretrained = create_backbone(toy_without_dropout).hashed_state()
     moved = max(float((one[k] - pretrained[k]).abs().max()) for k in one)
@@ -271,6 +265,9 @@ def test_unreachable_address_fails_in_seconds_with_one_line(spam_csv, tmp_path):
         run_sharded("embed", "toy-text", spam_csv, tmp_path / "y.parquet", workers=2, ray_address="ray://127.0.0.1:9")
     with pytest.raises(DistributedError, match=r"must be auto, ray://host:port or host:port"):
         run_sharded("embed", "toy-text", spam_csv, tmp_path / "y.parquet", workers=2, ray_address="nowhere")
+    with pytest.raises(DistributedError, match=r"--ray-address needs --workers N"):
+        tk.fit(spam_csv, output=tmp_path / "model", ray_address="auto")
+    assert not (tmp_path / "model").exists()
 
 
 def test_zero_workers_no_gpu_and_missing_ray_are_one_line_errors(spam_csv, tmp_path):
@@ -283,6 +280,8 @@ def test_zero_workers_no_gpu_and_missing_ray_are_one_line_errors(spam_csv, tmp_p
     if not torch.cuda.is_available():  # --device cuda without a GPU: one line, before any work
         no_gpu = _cli("predict", "no-model", spam_csv, "-o", tmp_path / "p.csv", "--device", "cuda")
         assert no_gpu.returncode == 2 and "torch sees no CUDA GPU" in no_gpu.stderr
+        with pytest.raises(TransferKitError, match="torch sees no CUDA GPU"):  # DDP on GPUs: refused before Ray starts
+            tk.fit(spam_csv, output=tmp_path / "m", workers=2, device="cuda", strategy="finetune", backbone="toy-text")
     missing = _cli("embed", "toy-text", spam_csv, "-o", tmp_path / "x.parquet", "--workers", "2", block_ray=True)
     assert missing.returncode == 2, missing.stderr
     lines = missing.stderr.strip().splitlines()

@@ -20,9 +20,11 @@ from transferkit._version import __version__
 
 _EXPORTS = {
     "compare": "transferkit.api",
+    "embed": "transferkit.api",
     "evaluate": "transferkit.api",
     "fit": "transferkit.api",
     "load": "transferkit.api",
+    "predict": "transferkit.api",
     "rank": "transferkit.api",
     "save": "transferkit.api",
     "BACKBONES": "transferkit.backbones",
@@ -39,7 +41,7 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors (__all__ exports them)
-    from transferkit.api import compare, evaluate, fit, load, rank, save  # noqa: F401
+    from transferkit.api import compare, embed, evaluate, fit, load, predict, rank, save  # noqa: F401
     from transferkit.backbones import BACKBONES, Backbone, create_backbone  # noqa: F401
     from transferkit.config import FitConfig  # noqa: F401
     from transferkit.errors import TransferKitError  # noqa: F401

@@ -1,4 +1,5 @@
-"""The Python front door: ``fit``, ``evaluate``, ``load``, ``save`` (the CLI calls exactly these)."""
+"""The Python front door: ``fit``, ``evaluate``, ``predict``, ``embed``, ``load``, ``save`` (the CLI calls exactly
+these)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from transferkit.backbones import Backbone
 from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.config import FitConfig
 from transferkit.data import LabeledData, load_inputs, load_labeled, train_test_indices
+from transferkit.devices import resolve_device
+from transferkit.distributed.batch import run_sharded
+from transferkit.distributed.cluster import check_workers
+from transferkit.distributed.training import fit_on_ray
 from transferkit.errors import DataError
 from transferkit.evaluation.scoring import evaluate_model, model_metrics
 from transferkit.experiments.compare import compare as run_compare
@@ -42,6 +47,10 @@ def fit(
     modality: str | None = None,
     on_bad_file: str = "fail",
     unlabeled: str | Path | pd.DataFrame | list | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_worker: int = 1,
+    device: str = "auto",
     **settings: Any,
 ) -> TransferModel:
     """Read labeled data, hold out a test set, adapt a backbone, evaluate, and optionally save.
@@ -61,13 +70,32 @@ def fit(
             with the ``adapt`` setting (default "auto": measured, else none; see
             :mod:`transferkit.strategies.adapt`). The held-out evaluation stays on the labeled data unless
             ``test`` is target data.
+        workers: Run on Ray with this many workers, as ``transferkit fit --workers`` does: feature extraction
+            embeds on a Ray Data actor pool, ``finetune`` and ``contrastive`` train data-parallel (DDP, worker 0
+            writing ``output``, which they need). None: this process; Ray is not imported.
+        ray_address: ``auto`` or ``ray://host:port`` to join a running cluster (None: a local one, with
+            ``workers * cpus_per_worker`` CPUs, stopped at the end).
+        cpus_per_worker: CPUs (and torch threads) per Ray worker.
+        device: Where training and embedding run: ``auto`` (a CUDA GPU where torch sees one, else the CPU),
+            ``cpu`` or ``cuda`` (one GPU per Ray worker). The fitted model's weights end on the CPU.
         **settings: :class:`~transferkit.config.FitConfig` fields (strategy, unfreeze_layers, seed, ...) and the
             strategies' own settings (time_budget, ...).
 
     Returns:
         The fitted model; ``model.metrics`` holds the held-out evaluation.
+
+    Raises:
+        TransferKitError: Bad data or settings, ``device="cuda"`` without a CUDA GPU, or Ray trouble (one line).
     """
-    config = FitConfig.from_settings(**settings)
+    config = FitConfig.from_settings(device=device, **settings)
+    check_workers(workers, ray_address)
+    if workers is not None:  # fit_on_ray calls this function again, without workers, in each training worker
+        arguments = dict(text_col=text_col, label_col=label_col, task=task, label_sep=label_sep, test=test,
+                         test_size=test_size, backbone=backbone, output=output, overwrite=overwrite, modality=modality,
+                         on_bad_file=on_bad_file, unlabeled=unlabeled, **settings)  # fmt: skip
+        return fit_on_ray(fit, data, workers=workers, ray_address=ray_address, cpus_per_worker=cpus_per_worker,
+                          device=device, **arguments)  # fmt: skip
+    resolve_device(config.device)  # cuda without a GPU fails here, before any data is read
     if output is not None:
         check_output(output, overwrite=overwrite)
     labeled, held_out = _load_with_test(
@@ -199,6 +227,47 @@ def evaluate(
     if isinstance(model, str | Path):
         model = load(model)
     return evaluate_model(model, data, text_col=text_col, label_col=label_col, label_sep=label_sep, quiet=quiet)
+
+
+def predict(
+    model: str | Path,
+    data: str | Path,
+    output: str | Path,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_worker: int = 1,
+    device: str = "auto",
+    **options: Any,
+) -> int:
+    """Predict every row of a table, or of a folder of tables, into ``output``, as ``transferkit predict`` does:
+    the input plus ``prediction`` (and ``proba_<class>``) columns, shard by shard (a rerun after an interruption
+    skips the shards already written), here or on Ray.
+
+    Args:
+        model: A model folder (PyTorch or exported).
+        data: A CSV / TSV / JSONL / Parquet file, or a folder of them.
+        output: A file (its suffix names the format), or a folder of Parquet shards (no suffix).
+        workers, ray_address, cpus_per_worker: As for :func:`fit` (an actor pool, the model loaded once per actor).
+        device: Where the model runs (``auto``, ``cpu``, ``cuda``: one GPU per Ray worker).
+        **options: ``text_col``, ``proba``, ``overwrite``, ``shard_rows``, ``cache_dir``, ``use_cache``, ``quiet``.
+
+    Returns:
+        The number of rows written.
+    """
+    return run_sharded("predict", model, data, Path(output), workers=workers, ray_address=ray_address,
+                       cpus_per_worker=cpus_per_worker, device=device, **options)  # fmt: skip
+
+
+def embed(backbone: str, data: str | Path, output: str | Path, **options: Any) -> int:
+    """Frozen features of every row, as ``transferkit embed`` does: the input table plus an ``embedding`` column
+    (a list of floats), written as Parquet. ``backbone`` is a catalog name or model folder; ``max_length`` and the
+    other options (``workers``, ``ray_address``, ``cpus_per_worker``, ``device``...) are :func:`predict`'s.
+
+    Returns:
+        The number of rows written.
+    """
+    return run_sharded("embed", backbone, data, Path(output), **options)
 
 
 def load(path: str | Path) -> TransferModel | ExportedModel:

@@ -12,6 +12,7 @@ from typing import Any
 
 from transferkit.adaptation import METHODS as ADAPT_METHODS
 from transferkit.augment import parse_augment
+from transferkit.devices import DEVICES
 from transferkit.errors import TransferKitError
 from transferkit.settings import setting, validate
 from transferkit.strategies.registry import STRATEGIES, check_options, strategy_settings_owner
@@ -19,9 +20,9 @@ from transferkit.strategies.registry import STRATEGIES, check_options, strategy_
 HEADS = ("logistic", "ridge", "mlp")
 ADAPTERS = ("none", "lora")
 DEFAULT_STRATEGY = "auto"
-# Settings that describe where a run keeps its files or how it talks, not how the model is trained: left out
-# of the saved model's settings.
-RUNTIME_SETTINGS = ("cache_dir", "use_cache", "quiet")
+# Settings that describe where a run computes, keeps its files or how it talks, not how the model is trained:
+# left out of the saved model's settings.
+RUNTIME_SETTINGS = ("device", "cache_dir", "use_cache", "quiet")
 
 
 def _strategy_names() -> list[str]:
@@ -83,6 +84,8 @@ class FitConfig:
     max_length: int = setting(128, "Tokens kept per text (longer texts are truncated)",
                               check=lambda v: v >= 8, rule=">= 8 tokens")  # fmt: skip
     seed: int | None = setting(0, "Random seed (splits, initialisation, shuffling)")
+    device: str = setting("auto", "Where training and embedding run (auto: a CUDA GPU where torch sees one, else "
+                          "the CPU)", choices=lambda: list(DEVICES))  # fmt: skip
     cache_dir: str | None = setting(
         None, "Embedding cache folder (default: $TRANSFERKIT_CACHE or ~/.cache/transferkit)"
     )

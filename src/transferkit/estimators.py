@@ -139,6 +139,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimator):
         head: "logistic", "mlp" or "auto" (feature extraction).
         unfreeze_layers: Blocks fine-tuning trains (-1: all).
         random_state: Seed for splits, initialisation and shuffling.
+        device: Where training and embedding run: "auto" (a CUDA GPU where torch sees one), "cpu" or "cuda";
+            the fitted model ends on the CPU.
         verbose: Show progress bars.
 
     Attributes:

@@ -57,7 +57,7 @@ class LinearHead:
 
     @classmethod
     def from_torch(cls, layer: torch.nn.Linear, **info: Any) -> LinearHead:
-        return cls(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy(), **info)
+        return cls(layer.weight.detach().cpu().numpy().copy(), layer.bias.detach().cpu().numpy().copy(), **info)
 
 
 class MLPHead:

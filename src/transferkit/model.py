@@ -163,5 +163,6 @@ class TransferModel:
         return export_model(self, output, quantize=quantize, test=test, overwrite=overwrite, quiet=quiet)
 
     def finetuned_state(self) -> dict[str, torch.Tensor]:
+        """The tensors fine-tuning moved, by name, on the CPU wherever the model is (what its folder saves)."""
         state = self.backbone.module.state_dict()
-        return {name: state[name].detach().clone().contiguous() for name in self.finetuned}
+        return {name: state[name].detach().to("cpu", copy=True).contiguous() for name in self.finetuned}

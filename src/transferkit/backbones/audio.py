@@ -29,6 +29,7 @@ import torch
 from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
 from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen, session
 from transferkit.backbones.preprocess import RATE, AudioInput, SpeechTrimmer, load_audio
+from transferkit.devices import module_device
 from transferkit.errors import BackboneError
 
 
@@ -233,7 +234,7 @@ class GE2EBackbone(OnnxFrozen, AudioBackbone):
             partials = self._engine(mels)
         else:
             with torch.inference_mode():
-                partials = self.forward({"mels": torch.from_numpy(mels)}).numpy()
+                partials = self.forward({"mels": torch.from_numpy(mels).to(module_device(self._model))}).cpu().numpy()
         mean = partials.mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 

@@ -23,6 +23,7 @@ from transferkit.backbones import onnx_runtime
 from transferkit.backbones.base import Backbone, InferenceOnlyBackbone, ProgressCallback, content_key
 from transferkit.backbones.onnx_runtime import ExportedForward, OnnxFrozen
 from transferkit.backbones.preprocess import ImageInput, image_pixels
+from transferkit.devices import module_device
 from transferkit.errors import BackboneError
 
 ONNX_MIN_IMAGES = 64  # "auto" exports to ONNX Runtime (about 3 s once per set of weights) from this many images
@@ -111,7 +112,8 @@ class TorchImageBackbone(ImageBackbone):
         if self._engine is not None:
             return self._engine(pixels)
         with torch.inference_mode():
-            return self.forward({"pixels": torch.from_numpy(pixels)}).numpy()
+            pixels = torch.from_numpy(pixels).to(module_device(self.module))
+            return self.forward({"pixels": pixels}).cpu().numpy()
 
 
 class EfficientNetLiteBackbone(OnnxFrozen, TorchImageBackbone):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from transferkit.backbones.base import hash_state_dict
+from transferkit.devices import module_device
 from transferkit.errors import BackboneError
 from transferkit.settings import default_cache_dir
 
@@ -44,7 +45,7 @@ class OnnxFrozen:
 
     The host sets ``runtime`` ("auto", "onnx" or "torch"), ``_model`` (the torch module) and ``_onnx`` (None
     at first) and calls :meth:`_onnx_engine`, which returns the session wrapper for the *current* weights (re-exported
-    after fine-tuning moved them) or None to run PyTorch.
+    after fine-tuning moved them) or None to run PyTorch (always on a GPU).
     """
 
     runtime: str
@@ -74,6 +75,8 @@ class OnnxFrozen:
 
     def _onnx_engine(self, n_inputs: int, minimum: int, build: Callable[[], Any]) -> Any:
         if self.runtime == "torch" or (self.runtime == "auto" and not available()):
+            return None
+        if module_device(self._model).type != "cpu":  # placed on a GPU: PyTorch runs there, ONNX Runtime on CPUs
             return None
         current = self._onnx is not None and self._onnx.version == weights_version(self._model)
         if not current and self.runtime == "auto" and n_inputs < minimum:

@@ -14,6 +14,7 @@ import torch
 
 from transferkit.backbones.base import Backbone, ProgressCallback
 from transferkit.backbones.onnx_runtime import OnnxEncoder, OnnxFrozen, cache_folder
+from transferkit.devices import module_device, to_device
 from transferkit.errors import BackboneError
 
 
@@ -137,13 +138,13 @@ class TransformerTextBackbone(OnnxFrozen, Backbone):
         ]
         order = np.argsort(token_counts, kind="stable")
         self._model.eval()
-        device = next(self._model.parameters()).device  # a GPU when placed there (--device cuda)
-        engine = self._engine(self.tokenize(texts[:2]), len(texts)) if device.type == "cpu" else None
+        device = module_device(self._model)  # a GPU when placed there (--device cuda): no ONNX engine then
+        engine = self._engine(self.tokenize(texts[:2]), len(texts))
         for start in range(0, len(texts), batch_size):
             index = order[start : start + batch_size]
             batch = self.tokenize([texts[i] for i in index])
             if engine is None:
-                embeddings = self.forward({key: value.to(device) for key, value in batch.items()})
+                embeddings = self.forward(to_device(batch, device))
             else:
                 embeddings = self._pool(engine(batch), batch["attention_mask"])
             output[index] = embeddings.float().cpu().numpy()

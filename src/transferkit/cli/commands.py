@@ -31,7 +31,6 @@ from transferkit.cli.distributed import (
     RayAddress,
     ShardRows,
     Workers,
-    on_ray,
     on_ray_requested,
     run_batch,
 )
@@ -82,14 +81,13 @@ def fit(
     workers: Workers = None,
     ray_address: RayAddress = None,
     cpus_per_worker: CpusPerWorker = 1,
-    device: Device = "auto",
     **settings,
 ) -> None:
     """Adapt a pre-trained backbone to labeled data, evaluate it on held-out data, and save it. With --workers:
     on Ray (feature extraction: the embedding; finetune, contrastive: data-parallel training)."""
+    on_ray_requested(workers, ray_address)
     from transferkit.api import fit as fit_api
 
-    fit_api = on_ray(fit_api, workers, ray_address, cpus_per_worker, device)
     model = fit_api(
         data,
         text_col=text_col,
@@ -104,6 +102,9 @@ def fit(
         modality=modality,
         on_bad_file=on_bad_file,
         unlabeled=unlabeled,
+        workers=workers,
+        ray_address=ray_address,
+        cpus_per_worker=cpus_per_worker,
         **settings,
     )
     if model.metrics:
@@ -332,7 +333,7 @@ def predict(
             quiet=quiet,
         )  # fmt: skip
     from transferkit.data import load_inputs
-    from transferkit.distributed.cluster import place, resolve_device
+    from transferkit.devices import place, resolve_device
     from transferkit.distributed.predictions import prediction_table
 
     device = resolve_device(device)  # one line for an unknown device, or cuda without a GPU

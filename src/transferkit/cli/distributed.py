@@ -1,4 +1,6 @@
-"""``transferkit embed`` and the options that take ``predict``, ``embed`` and ``fit`` onto Ray (``--workers``...)."""
+"""``transferkit embed`` and the options that take ``predict``, ``embed`` and ``fit`` onto Ray (``--workers``...).
+``fit --device`` is a declared setting (:class:`~transferkit.config.FitConfig`); ``predict`` and ``embed`` take
+:data:`Device`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from typing import Annotated
 import typer
 
 from transferkit.cli.app import Quiet, TextCol, err, friendly
-from transferkit.errors import TransferKitError
 
 Workers = Annotated[
     int | None,
@@ -31,9 +32,10 @@ ShardRows = Annotated[
 
 
 def on_ray_requested(workers: int | None, ray_address: str | None) -> bool:
-    """Whether to run on Ray; ``--ray-address`` alone is refused (how many workers?)."""
-    if ray_address is not None and workers is None:
-        raise TransferKitError("--ray-address needs --workers N (how many workers to run on the cluster)")
+    """Whether to run on Ray; ``--ray-address`` alone is refused (how many workers?), before any heavy import."""
+    from transferkit.distributed.cluster import check_workers  # imports no Ray
+
+    check_workers(workers, ray_address)
     return workers is not None
 
 
@@ -48,23 +50,6 @@ def run_batch(kind: str, model, data, output: Path, **options) -> None:
         raise typer.Exit(130) from None
     what = "predictions" if kind == "predict" else "embeddings"
     err.print(f"wrote {rows} {what} to {output}", highlight=False, markup=False, soft_wrap=True)
-
-
-def on_ray(fit, workers: int | None, ray_address: str | None, cpus_per_worker: int, device: str):
-    """``fit`` itself without ``--workers`` (the device checked), else ``fit`` with its heavy part on Ray."""
-    from transferkit.distributed.cluster import resolve_device
-
-    if not on_ray_requested(workers, ray_address):
-        if resolve_device(device) == "cuda" and device == "cuda":
-            raise TransferKitError("fit --device cuda: training runs on CPUs in this version; use --device cpu")
-        return fit
-    from transferkit.distributed.training import fit_on_ray
-
-    def fit_with_workers(data, **arguments):
-        return fit_on_ray(fit, data, workers=workers, ray_address=ray_address, cpus_per_worker=cpus_per_worker,
-                          device=device, **arguments)  # fmt: skip
-
-    return fit_with_workers
 
 
 # Registered by transferkit.cli after the other commands, so --help lists it after predict.

@@ -16,7 +16,8 @@ from transferkit.artifacts import load_model
 from transferkit.backbones import create_backbone
 from transferkit.cache import embed
 from transferkit.data import load_inputs
-from transferkit.distributed.cluster import DistributedError, check_workers, place, ray_cluster, resolve_device
+from transferkit.devices import place, resolve_device
+from transferkit.distributed.cluster import DistributedError, check_workers, ray_cluster
 from transferkit.distributed.predictions import prediction_table
 from transferkit.distributed.shards import (
     Shard,
@@ -110,7 +111,7 @@ def run_sharded(
     Raises:
         TransferKitError: Bad input, settings, or cluster (one line).
     """
-    check_workers(workers)
+    check_workers(workers, ray_address)
     if cpus_per_worker < 1:
         raise DistributedError(f"--cpus-per-worker must be >= 1, got {cpus_per_worker}")
     device = resolve_device(device)

@@ -1,4 +1,4 @@
-"""Starting or joining a Ray cluster, with one-line errors for the ways it goes wrong, and the device to use."""
+"""Starting or joining a Ray cluster, with one-line errors for the ways it goes wrong."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 from transferkit.errors import TransferKitError
 
 INSTALL = "pip install 'transferkit[distributed]'"
-DEVICES = ("auto", "cpu", "cuda")
 CONNECT_TIMEOUT_S = 3.0
 JOIN_WAIT_S = 5
 
@@ -33,40 +32,13 @@ def ray_module() -> Any:
     return ray
 
 
-def check_workers(workers: int | None) -> None:
-    """Refuse worker counts below one (``None`` means "no Ray": the single-process path)."""
+def check_workers(workers: int | None, ray_address: str | None = None) -> None:
+    """Refuse worker counts below one (``None`` means "no Ray": the single-process path), and a cluster address
+    without a worker count."""
     if workers is not None and workers < 1:
         raise DistributedError(f"--workers must be >= 1, got {workers}; leave it out to run in this process")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` where torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is refused.
-
-    Raises:
-        DistributedError: An unknown device, or ``cuda`` on a machine without a CUDA GPU.
-    """
-    if device not in DEVICES:
-        raise DistributedError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
-    try:
-        import torch
-    except ImportError:  # an exported model predicts without torch, on the CPU
-        torch = None
-    available = torch is not None and torch.cuda.is_available()
-    if device == "cuda" and not available:
-        raise DistributedError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu or auto")
-    return "cuda" if device == "auto" and available else ("cpu" if device == "auto" else device)
-
-
-def place(model: Any, device: str) -> None:
-    """Move a fitted model's (or a backbone's) torch weights to ``device``; frozen features then run in PyTorch
-    there (ONNX Runtime, used on CPUs, stays on the CPU). Exported models and CPUs are left as they are."""
-    backbone = getattr(model, "backbone", model)
-    module = getattr(backbone, "module", None)
-    if device == "cpu" or module is None or not list(module.parameters()):
-        return
-    if hasattr(backbone, "runtime"):
-        backbone.runtime = "torch"
-    module.to(device)
+    if ray_address is not None and workers is None:
+        raise DistributedError("--ray-address needs --workers N (how many workers to run on the cluster)")
 
 
 def check_reachable(address: str) -> None:

@@ -22,8 +22,9 @@ from transferkit.backbones.catalog import DEFAULT_BACKBONES
 from transferkit.cache import EmbeddingCache, embed
 from transferkit.config import FitConfig
 from transferkit.data import load_labeled
+from transferkit.devices import place, resolve_device
 from transferkit.distributed.batch import user_error
-from transferkit.distributed.cluster import DistributedError, check_workers, place, ray_cluster, resolve_device
+from transferkit.distributed.cluster import DistributedError, check_workers, ray_cluster
 from transferkit.errors import TransferKitError
 from transferkit.progress import progress_bar, say
 from transferkit.settings import default_cache_dir
@@ -35,7 +36,7 @@ _SETTING_NAMES = ("max_length", "cache_dir", "use_cache", "quiet")
 
 def fit_on_ray(
     fit: Callable[..., Any],
-    data: str,
+    data: str | Path | pd.DataFrame,
     *,
     workers: int,
     ray_address: str | None = None,
@@ -48,6 +49,8 @@ def fit_on_ray(
     Args:
         fit: The single-process fit, passed in (it lives in the layer above) and run by each training worker.
         workers: Ray workers: embedding actors for feature extraction, DDP ranks for fine-tuning.
+        device: ``auto``, ``cpu`` or ``cuda``, resolved on this machine: with ``cuda`` each worker gets a GPU
+            (``ray.train.torch.get_device()``) and DDP runs over NCCL; on CPUs over gloo.
         arguments: ``fit``'s keyword arguments (``output``, columns, settings...).
 
     Returns:
@@ -57,7 +60,8 @@ def fit_on_ray(
         TransferKitError: A strategy that does not run on Ray, no output folder, or Ray trouble (one line).
     """
     check_workers(workers)
-    asked, device = device, resolve_device(device)
+    device = resolve_device(device)
+    arguments = {**arguments, "device": device}
     strategy = str(arguments.get("strategy") or FitConfig().strategy).replace("_", "-")
     if strategy == "feature-extraction":
         _embed_for_fit(data, arguments, workers, ray_address, cpus_per_worker, device)
@@ -66,11 +70,6 @@ def fit_on_ray(
         raise DistributedError(
             f"--workers runs feature-extraction, finetune and contrastive; {strategy!r} runs in one process "
             "(leave --workers out)"
-        )
-    if asked == "cuda":
-        raise DistributedError(
-            "--device cuda: data-parallel training runs on CPUs (gloo) in this version; use --device cpu, or "
-            "--strategy feature-extraction, whose embedding runs on the GPUs"
         )
     if arguments.get("output") is None:
         raise DistributedError("fit --workers with a strategy that trains the body needs --output (worker 0 saves)")
@@ -91,7 +90,7 @@ def fit_on_ray(
 
 def _absolute(data: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Paths as seen from any worker's working folder (data, test file, backbone folder)."""
-    fixed = {"data": str(Path(data).absolute()) if Path(data).exists() else data}
+    fixed = {"data": str(Path(data).absolute()) if isinstance(data, str | Path) and Path(data).exists() else data}
     for key in ("test", "backbone"):
         value = arguments.get(key)
         if isinstance(value, str) and Path(value).exists():
@@ -103,11 +102,14 @@ def _train(ray: Any, fit, arguments: dict, workers: int, cpus: int, storage: Pat
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    gpus = arguments["device"] == "cuda"  # one GPU per worker, and NCCL between them
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"fit": fit, "arguments": arguments, "threads": cpus},
-        torch_config=TorchConfig(backend="gloo"),
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus}),
+        torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=gpus, resources_per_worker={"CPU": cpus, **({"GPU": 1} if gpus else {})}
+        ),
         run_config=RunConfig(storage_path=str(storage), name="fit"),
     )
     try:
@@ -119,13 +121,17 @@ def _train(ray: Any, fit, arguments: dict, workers: int, cpus: int, storage: Pat
 
 
 def train_worker(config: dict[str, Any]) -> None:
-    """One TorchTrainer worker: the whole single-process fit, data-parallel inside; only worker 0 saves and talks."""
+    """One TorchTrainer worker: the whole single-process fit, data-parallel inside; only worker 0 saves and talks.
+    On GPUs, ``device="cuda"`` means the GPU Ray gave this worker (made the current CUDA device here)."""
     import ray.train
+    import ray.train.torch
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(int(config["threads"]))  # one thread per CPU this worker was given
     arguments = dict(config["arguments"])
+    if arguments["device"] == "cuda":
+        torch.cuda.set_device(ray.train.torch.get_device())
     data = arguments.pop("data")
     if rank != 0:
         arguments.update(output=None, quiet=True)

@@ -1,6 +1,9 @@
 """What every strategy that trains the body shares: which blocks train, their optimiser groups (discriminative
 learning rates), LoRA adapters instead of the weights when asked, the frozen prefix run once and cached, and
-afterwards the list of tensors that moved (what a model folder saves)."""
+afterwards the list of tensors that moved (what a model folder saves).
+
+Training runs where the backbone's weights are (``fit_model`` places them on the configured device): batches are
+collated on the CPU and moved there by :func:`embedder`; the frozen prefix cache stays on the CPU."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import torch
 
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
+from transferkit.devices import module_device, to_device
 from transferkit.strategies.lora import add_adapters, merge_adapters, target_modules
 
 PREFIX_CACHE_LIMIT_BYTES = 3 * 1024**3
@@ -38,6 +42,7 @@ class Body:
         groups: AdamW parameter groups, one per block, with discriminative learning rates.
         trainable: The tensors that train, by name (the block weights, or their LoRA adapters).
         buffers: The module's buffers before training (batch-norm statistics), to tell which moved.
+        device: Where the backbone's weights are, so where training runs (heads and labels go there too).
         adapter: The LoRA configuration, when adapters train instead of the weights.
     """
 
@@ -45,6 +50,7 @@ class Body:
     groups: list[dict[str, Any]]
     trainable: dict[str, torch.nn.Parameter]
     buffers: dict[str, torch.Tensor]
+    device: torch.device
     adapter: dict[str, Any] | None = None
 
     @property
@@ -80,7 +86,8 @@ def open_body(
         if params:
             groups.append({"params": params, "lr": rate, "weight_decay": weight_decay})
     buffers = {name: tensor.detach().clone() for name, tensor in module.named_buffers()}
-    return Body(blocks=blocks, groups=groups, trainable=trainable, buffers=buffers, adapter=adapter)
+    return Body(blocks=blocks, groups=groups, trainable=trainable, buffers=buffers, device=module_device(module),
+                adapter=adapter)  # fmt: skip
 
 
 def close_body(backbone: Backbone, body: Body) -> tuple[list[str], dict[str, Any] | None]:
@@ -126,8 +133,10 @@ def caches_prefix(backbone: Backbone, inputs: Sequence[Any], body: Body, config:
 
 
 def examples_of(backbone: Backbone, inputs: Sequence[Any], first: int, batch_size: int, cache: bool) -> list[dict]:
-    """Per-example tensors (sequences trimmed to their length): token ids or pixels, or frozen-prefix outputs
-    when ``cache``. Inputs without an ``attention_mask`` (images) are fixed-size and kept whole."""
+    """Per-example tensors on the CPU (sequences trimmed to their length): token ids or pixels, or frozen-prefix
+    outputs when ``cache`` (computed where the backbone is). Inputs without an ``attention_mask`` (images) are
+    fixed-size and kept whole."""
+    device = module_device(backbone.module)
     examples: list[dict] = [{} for _ in inputs]
     order = np.argsort([len(x) if isinstance(x, str) else 0 for x in inputs], kind="stable")
     for start in range(0, len(inputs), batch_size * 4):
@@ -135,7 +144,7 @@ def examples_of(backbone: Backbone, inputs: Sequence[Any], first: int, batch_siz
         batch = backbone.tokenize([inputs[i] for i in index])
         if cache:
             with torch.no_grad():
-                batch = backbone.forward_prefix(batch, first)
+                batch = to_device(backbone.forward_prefix(to_device(batch, device), first), "cpu")
         mask = batch.get("attention_mask")
         lengths = mask.sum(1).tolist() if mask is not None else [None] * len(index)  # v[row, :None] is v[row]
         for row, (i, length) in enumerate(zip(index, lengths, strict=True)):
@@ -152,10 +161,12 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
 
 def embedder(backbone: Backbone, first: int, cache: bool):
     """``embed(batch)``: pooled embeddings of a collated batch through the trained blocks (the frozen ones run
-    in evaluation mode, exactly as when their outputs are cached)."""
+    in evaluation mode, exactly as when their outputs are cached), computed where the backbone is."""
     module = backbone.module
+    device = module_device(module)
 
     def embed(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = to_device(batch, device)
         if cache:
             return backbone.forward_suffix(batch, first)
         if first == 0:

@@ -12,10 +12,17 @@ from transferkit.adaptation import TRAINING_METHODS
 from transferkit.backbones import Backbone, create_backbone
 from transferkit.config import FitConfig
 from transferkit.data.media import infer_modality
+from transferkit.devices import place, resolve_device
 from transferkit.errors import DataError, TransferKitError
 from transferkit.model import TransferModel
 from transferkit.selection.choose import choose_backbone
-from transferkit.strategies.adapt import adapt_model, check_target_modality, check_unlabeled, fit_adapted
+from transferkit.strategies.adapt import (
+    adapt_model,
+    check_target_modality,
+    check_unlabeled,
+    fit_adapted,
+    pretrained_copy,
+)
 from transferkit.strategies.calibrate import calibrate
 from transferkit.strategies.common import FitRun, validation_split
 from transferkit.strategies.registry import STRATEGIES, StrategySpec
@@ -39,15 +46,18 @@ def fit_model(
         task: "classification", "multilabel" or "regression".
         backbone: Catalog name, folder, hub id, :class:`Backbone` or "auto" (the best-ranked installed
             candidate); default: the bundled MiniLM. Strategies that build their own features ignore it.
-        config: Strategy and training settings.
+        config: Strategy and training settings; ``config.device`` is where the strategy trains and embeds
+            (the fitted model's weights end on the CPU, as its folder saves them).
         unlabeled: Unlabeled inputs of the target domain, for domain adaptation with ``config.adapt``
-            (:mod:`transferkit.strategies.adapt`; feature extraction and auto).
+            (:mod:`transferkit.strategies.adapt`; feature extraction and auto, fine-tuning with mcc or auto).
 
     Raises:
         DataError: Too few examples to learn from.
-        TransferKitError: A strategy that cannot run on these inputs or this backbone.
+        TransferKitError: A strategy that cannot run on these inputs or this backbone, or ``device="cuda"`` on a
+            machine without a CUDA GPU.
     """
     config = config or FitConfig()
+    device = resolve_device(config.device)
     inputs, y = list(inputs), list(y)
     if len(inputs) != len(y):
         raise DataError(f"got {len(inputs)} inputs but {len(y)} labels; they must match one to one")
@@ -86,11 +96,17 @@ def fit_model(
         fit_part=fit_part, valid_part=valid_part, unlabeled=None if unlabeled is None else list(unlabeled),
     )  # fmt: skip
     if unlabeled is not None and spec.name == "feature-extraction":
-        model = fit_adapted(run, unlabeled)  # the head fitted once, the adapted way
+        model = fit_adapted(run, unlabeled)  # the head fitted once, the adapted way (on the CPU, as adaptation runs)
     else:
-        model = spec.implementation()(run)
+        pretrained = pretrained_copy(spec, config, task, backbone, unlabeled)  # adapt="auto" may fine-tune again
+        place(backbone, device)  # the strategy trains and embeds where the weights are
+        try:
+            model = spec.implementation()(run)
+        finally:
+            place(backbone, "cpu")
+        place(model, "cpu")  # whatever backbone the model holds: fitted models live (and are saved) on the CPU
         if unlabeled is not None and config.adapt not in TRAINING_METHODS:  # mcc adapted while it trained
-            model = adapt_model(model, run, unlabeled)
+            model = adapt_model(model, run, unlabeled, pretrained)
     if config.calibrate and task != "regression":
         calibrate(model, run)
     if ranking is not None:

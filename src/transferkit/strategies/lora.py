@@ -80,10 +80,10 @@ def merge_adapters(backbone: Backbone) -> tuple[dict[str, torch.Tensor], list[st
     """Fold every adapter into its layer's weight and remove it.
 
     Returns:
-        The adapter tensors (to save) and the names of the weights that changed.
+        The adapter tensors (to save: on the CPU, wherever training ran) and the names of the weights that changed.
     """
     module = backbone.module
-    tensors = {name: p.detach().clone().contiguous() for name, p in adapter_parameters(backbone).items()}
+    tensors = {name: p.detach().to("cpu", copy=True).contiguous() for name, p in adapter_parameters(backbone).items()}
     merged = []
     for name, layer in list(module.named_modules()):
         if LoraLayer is not None and isinstance(layer, LoraLayer):

@@ -85,7 +85,7 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, weights: torch.Tensor,
     """
     z = torch.nn.functional.normalize(embeddings, dim=-1)
     logits = z @ z.T / temperature
-    self_mask = torch.eye(len(z), dtype=torch.bool)
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
     log_probability = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     log_probability = log_probability.masked_fill(self_mask, 0.0)
@@ -168,7 +168,7 @@ def fit(run: FitRun) -> TransferModel:
         valid_examples = None
         if valid is not None:
             valid_examples = examples_of(backbone, [run.inputs[i] for i in valid], body.first, config.batch_size, cache)
-        labels = torch.from_numpy(np.asarray(target))
+        labels = torch.from_numpy(np.asarray(target)).to(body.device)
         sampler = balanced_batches(np.asarray(target), encoder.task, config.batch_size,
                                    torch.Generator().manual_seed(seed))  # fmt: skip
         embed = embedder(backbone, body.first, cache)
@@ -267,7 +267,7 @@ def _merge(first: list[dict], first_part: np.ndarray, second: list[dict], second
 
 @torch.no_grad()
 def _embed_all(examples: list[dict], embed, batch_size: int) -> torch.Tensor:
-    return torch.cat([embed(collate(examples[s : s + batch_size])) for s in range(0, len(examples), batch_size)])
+    return torch.cat([embed(collate(examples[s : s + batch_size])) for s in range(0, len(examples), batch_size)]).cpu()
 
 
 def _centroid_f1(train: torch.Tensor, target: np.ndarray, held: torch.Tensor, truth: np.ndarray, task: str) -> float:

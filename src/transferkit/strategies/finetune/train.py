@@ -72,7 +72,7 @@ def finetune(
     seed = 0 if config.seed is None else config.seed
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = init_head.to_torch()
+        head = init_head.to_torch().to(body.device)
         groups.append(
             {"params": list(head.parameters()), "lr": config.head_learning_rate, "weight_decay": config.weight_decay}
         )
@@ -88,7 +88,7 @@ def finetune(
             valid_examples = examples_of(backbone, valid[0], first, config.batch_size, cache) if valid else None
             target_examples = examples_of(backbone, unlabeled, first, config.batch_size, cache) if unlabeled else None
             advance(1)
-        labels = torch.from_numpy(target)
+        labels = torch.from_numpy(target).to(body.device)
         generator = torch.Generator().manual_seed(seed)
         augmenter = None
         if augment:  # its own generator: shuffling stays the same with and without augmentation
@@ -171,8 +171,9 @@ def finetune(
 
 @torch.no_grad()
 def _scores(examples: list[dict], embed, head: torch.nn.Module, batch_size: int) -> torch.Tensor:
+    """The head's scores on ``examples``, on the CPU (where validation scores them)."""
     outputs = [head(embed(collate(examples[s : s + batch_size]))) for s in range(0, len(examples), batch_size)]
-    return torch.cat(outputs)
+    return torch.cat(outputs).cpu()
 
 
 def _validation_score(scores: torch.Tensor, target: np.ndarray, encoder: TargetEncoder, loss_fn) -> dict[str, float]:
