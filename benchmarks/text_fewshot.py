@@ -130,6 +130,9 @@ def run_one(method: str, train_x, train_y, test_x, seed: int, results) -> None:
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     results.put((np.asarray(predicted).astype(str).tolist(), seconds, peak_mb))
+    from joblib.externals.loky import get_reusable_executor  # scikit-learn's parallel workers, when it started them
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[list[str], float, float]:
@@ -138,7 +141,12 @@ def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[list[str
     process = context.Process(target=run_one, args=(method, train_x, train_y, test_x, seed, results))
     process.start()
     outcome = results.get()
-    process.join()
+    # The run is measured and its results are in. A process that scikit-learn's joblib (loky) workers keep
+    # alive at exit (they idle for minutes before quitting) is stopped rather than waited for.
+    process.join(timeout=30)
+    if process.is_alive():
+        process.kill()
+        process.join()
     return outcome
 
 

@@ -141,7 +141,14 @@ def validation_score(scores: np.ndarray, target: np.ndarray, encoder: TargetEnco
     """Score on held-out data, higher is better: macro-F1, or minus the (standardised) MSE for regression."""
     if encoder.task == "regression":
         return -float(np.mean((scores - target) ** 2))
-    if encoder.task == "multilabel":
-        return float(f1_score(target.astype(int), (scores > 0).astype(int), average="macro", zero_division=0))
-    predicted = (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)
-    return float(f1_score(target, predicted, average="macro", zero_division=0))
+    truth = target.astype(int) if encoder.task == "multilabel" else target
+    return float(f1_score(truth, predicted_outputs(scores, encoder.task), average="macro", zero_division=0))
+
+
+def predicted_outputs(scores: np.ndarray, task: str) -> np.ndarray:
+    """What a head's scores predict: class indices, 0/1 labels (multi-label) or the values (regression)."""
+    if task == "regression":
+        return scores
+    if task == "multilabel":
+        return (scores > 0).astype(int)
+    return (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)

@@ -13,11 +13,11 @@ and the standard error of the paired difference. Below ``AUTO_MIN_PER_CLASS`` la
 measured (cross-validating 8 examples picks the worse arm too often): auto uses the strategy that measured best at
 that size for the modality (``FEW_SHOT``: contrastive training for texts), when the backbone can train and the
 time budget covers it, and feature extraction otherwise. From ``AUTO_MIN_PER_CLASS`` to ``HOLDOUT_MAX_PER_CLASS``
-that strategy is the incumbent of a cheaper contest (:func:`_holdout_contest`): it and the cheap arms are fitted on
-two thirds of the data and scored on the same last third, and a cheap arm replaces it only when it wins there by
-more than ``AUTO_MARGIN`` and the bootstrap standard error of the difference. Training the body once on two thirds
-instead of once per fold and arm keeps auto within a fifth of SetFit's time at 16 labels per class
-(``benchmarks/text_fewshot.py``), where the full contest cost six contrastive fits and chose no better.
+that strategy is the incumbent of a cheaper contest (:func:`_holdout_contest`): it and the cheap arms are fitted
+on two thirds of the data and scored on the same last third, and a cheap arm replaces it only when it wins there
+by more than ``AUTO_MARGIN`` and ``HOLDOUT_Z`` bootstrap standard errors of the difference. The body trains twice
+(on two thirds, then on everything) instead of once per fold and arm: the full contest cost about six contrastive
+fits at 16 labels per class and chose no better on ``benchmarks/text_fewshot.py``.
 
 On large data (``SCREEN_MIN_N`` examples or more) where no arm that trains the body fits the time budget, the cheap
 arms are first compared on a stratified sample of ``SCREEN_N`` examples: when a from-scratch model beats the frozen
@@ -38,10 +38,19 @@ import numpy as np
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
 from transferkit.data.split import train_test_indices
+from transferkit.evaluation import stats
 from transferkit.model import TransferModel
 from transferkit.progress import say
 from transferkit.strategies.body import restore
-from transferkit.strategies.common import FitRun, folds, per_class, row_key, validation_score, validation_split
+from transferkit.strategies.common import (
+    FitRun,
+    folds,
+    per_class,
+    predicted_outputs,
+    row_key,
+    validation_score,
+    validation_split,
+)
 from transferkit.strategies.feature_extraction.fit import fit_head
 from transferkit.strategies.registry import STRATEGIES
 
@@ -61,6 +70,10 @@ FEW_SHOT_EVIDENCE = "the few-shot text table in benchmarks/README.md"
 HOLDOUT_MAX_PER_CLASS = 32
 HOLDOUT_SHARE = 1 / 3
 BOOTSTRAP = 200
+# The incumbent measured best on the benchmarks at this size; a challenger must beat it on the held-out third by
+# more than this many bootstrap standard errors (a one-sided test at the 5% level): a third of 16-31 examples per
+# class is small, and at one standard error equal arms would swap about one time in six.
+HOLDOUT_Z = 1.645
 SCREEN_N = 1000  # examples the cheap arms are compared on first, when the data are large ...
 SCREEN_MIN_N = 2 * SCREEN_N  # ... from this many examples (the screen then encodes at most half of them)
 
@@ -249,15 +262,17 @@ def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel 
     scores.update({name: _held_scores(name, run, train, held) for name in scratch})
     truth = run.target[held]
     values = {name: validation_score(s, truth, encoder) for name, s in scores.items()}
-    errors = _bootstrap_errors(scores, choice, truth, encoder, config.seed)
-    winners = {k: v for k, v in values.items() if k != choice and v - values[choice] > max(AUTO_MARGIN, errors[k])}
+    errors = _bootstrap_errors(scores, choice, truth, encoder.task, config.seed)
+    winners = {
+        k: v for k, v in values.items() if k != choice and v - values[choice] > max(AUTO_MARGIN, HOLDOUT_Z * errors[k])
+    }
     chosen = max(winners, key=winners.get) if winners else choice
     metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
     listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
     reason = (
         f"{chosen}: {metric} on a held-out third ({len(held)} examples) {listed}; with {smallest} labeled examples "
-        f"per class {choice} is kept unless another arm beats it there by more than {AUTO_MARGIN} and its "
-        "bootstrap standard error (fine-tuning is not measured below "
+        f"per class {choice} is kept unless another arm beats it there by more than {AUTO_MARGIN} and {HOLDOUT_Z} "
+        "bootstrap standard errors (fine-tuning is not measured below "
         f"{HOLDOUT_MAX_PER_CLASS} per class: it lost to {choice} at 8 per class, {FEW_SHOT_EVIDENCE})"
     )
     if chosen in scratch:
@@ -284,20 +299,16 @@ def _held_scores(name: str, run: FitRun, train: np.ndarray, held: np.ndarray, **
 
 
 def _bootstrap_errors(
-    scores: dict[str, np.ndarray], incumbent: str, truth: np.ndarray, encoder, seed: int | None
+    scores: dict[str, np.ndarray], incumbent: str, truth: np.ndarray, task: str, seed: int | None
 ) -> dict[str, float]:
     """Standard error of each arm's score minus the incumbent's, over ``BOOTSTRAP`` resamples of the held-out
     examples (paired: both arms are scored on the same resample)."""
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP)]
-    errors = {}
-    for name, values in scores.items():
-        differences = [
-            validation_score(values[d], truth[d], encoder) - validation_score(scores[incumbent][d], truth[d], encoder)
-            for d in draws
-        ]
-        errors[name] = float(np.std(differences, ddof=1))
-    return errors
+    weights = stats.resample_weights(len(truth), BOOTSTRAP, seed=0 if seed is None else seed)
+    draws = {
+        name: stats.weighted_scores(task, truth, predicted_outputs(value, task), weights)
+        for name, value in scores.items()
+    }
+    return {name: float(np.std(draws[name] - draws[incumbent], ddof=1)) for name in scores}
 
 
 def _cross_validate(
