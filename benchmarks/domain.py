@@ -12,11 +12,16 @@ Shifts (all offline):
 Per seed: at most ``--per-class`` labeled source examples per class (sampled), at most ``--max-target`` target
 examples (one stratified sample) split 50/50 into the unlabeled pool the methods adapt to and the test set
 (stratified, by seed). Arms: source-only (``adapt="none"``), each
-method, ``auto``, and the target-supervised reference (the same head trained on the pool's true labels). Every
-arm is ``fit_model`` with feature extraction, as ``transferkit fit DATA --unlabeled TARGET --adapt M`` runs it.
-Macro-F1 on the target test set, mean over ``--seeds``; seconds to fit and predict.
+method, ``auto``, and the target-supervised reference (the same head trained on the pool's true labels), each
+``fit_model`` with feature extraction, as ``transferkit fit DATA --unlabeled TARGET --adapt M`` runs it. Where
+the backbone trains (EfficientNet-Lite0, MiniLM; not EfficientWord-Net, an inference engine), three more arms
+fine-tune it with the default settings (``--strategy finetune``, top 2 blocks, at most 8 epochs, early stopping
+on 20% of the source): without adaptation (``finetune``, MCC's own baseline), with MCC on the unlabeled pool
+(``finetune+mcc``) and with ``adapt="auto"``, which fine-tunes both ways and keeps MCC only when reverse
+validation says so (``finetune+auto``). Macro-F1 on the target test set, mean over ``--seeds``; seconds to fit
+and predict.
 
-    python benchmarks/domain.py [--shifts digits-to-mnist,...] [--seeds 3] [--per-class 100]
+    python benchmarks/domain.py [--shifts digits-to-mnist,...] [--seeds 3] [--per-class 100] [--no-finetune]
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from transferkit.strategies.fit import fit_model
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "transferkit" / "datasets" / "data"
 METHODS = ("none", "coral", "subspace", "self-training", "adabn", "auto")
+# Fine-tuning arms (trainable backbones): name -> adapt setting of --strategy finetune.
+FINETUNE = {"finetune": "none", "finetune+mcc": "mcc", "finetune+auto": "auto"}
 
 
 def _digits() -> tuple[list, list]:
@@ -99,9 +106,9 @@ def _sample(y: list, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def _arm(method, inputs, y, backbone, seed, unlabeled, test, truth) -> dict:
+def _arm(method, inputs, y, backbone, seed, unlabeled, test, truth, strategy="feature-extraction") -> dict:
     start = time.perf_counter()
-    config = FitConfig(strategy="feature-extraction", adapt=method, seed=seed, quiet=True)
+    config = FitConfig(strategy=strategy, adapt=method, seed=seed, quiet=True)
     model = fit_model(inputs, y, task="classification", backbone=backbone, config=config, unlabeled=unlabeled)
     predicted = model.predict(test)
     adaptation = model.info.get("adaptation", {})
@@ -114,7 +121,7 @@ def _arm(method, inputs, y, backbone, seed, unlabeled, test, truth) -> dict:
     }
 
 
-def run_shift(name: str, seeds: int, per_class: int, max_target: int) -> dict:
+def run_shift(name: str, seeds: int, per_class: int, max_target: int, finetune: bool = True) -> dict:
     modality, backbone_name, load = SHIFTS[name]
     source, source_y, target, target_y = load()
     if len(target) > max_target:  # the same stratified sample for every seed (the seeds split it differently)
@@ -122,7 +129,8 @@ def run_shift(name: str, seeds: int, per_class: int, max_target: int) -> dict:
         target, target_y = [target[i] for i in kept], [target_y[i] for i in kept]
     backbone = create_backbone(backbone_name)
     methods = [m for m in METHODS if m != "adabn" or backbone_name == "efficientnet-lite0"]
-    results: dict[str, list[dict]] = {m: [] for m in [*methods, "target-supervised"]}
+    tuned = list(FINETUNE) if finetune and backbone.trainable else []
+    results: dict[str, list[dict]] = {m: [] for m in [*methods, "target-supervised", *tuned]}
     for seed in range(seeds):
         rows = _sample(source_y, per_class, seed)
         inputs, y = [source[i] for i in rows], [source_y[i] for i in rows]
@@ -134,6 +142,9 @@ def run_shift(name: str, seeds: int, per_class: int, max_target: int) -> dict:
             print(f"  {name} seed {seed} {method}: {results[method][-1]['macro_f1']:.3f}", flush=True)
         pool_y = [target_y[i] for i in pool]
         results["target-supervised"].append(_arm("none", unlabeled, pool_y, backbone, seed, None, test, truth))
+        for arm in tuned:
+            results[arm].append(_arm(FINETUNE[arm], inputs, y, backbone, seed, unlabeled, test, truth, "finetune"))
+            print(f"  {name} seed {seed} {arm}: {results[arm][-1]['macro_f1']:.3f}", flush=True)
     summary = {
         arm: {
             "macro_f1": float(np.mean([r["macro_f1"] for r in runs])),
@@ -142,27 +153,27 @@ def run_shift(name: str, seeds: int, per_class: int, max_target: int) -> dict:
         }
         for arm, runs in results.items()
     }
-    summary["auto"]["chosen"] = dict(Counter(r["chosen"] for r in results["auto"]))
-    summary["auto"]["reasons"] = [r["reason"] for r in results["auto"]]
-    summary["auto"]["reverse_validation"] = [r["reverse_validation"] for r in results["auto"]]
+    for arm in ("auto", "finetune+auto"):
+        if results.get(arm):
+            summary[arm]["chosen"] = dict(Counter(r["chosen"] for r in results[arm]))
+            summary[arm]["reasons"] = [r["reason"] for r in results[arm]]
+            summary[arm]["reverse_validation"] = [r["reverse_validation"] for r in results[arm]]
     info = {"modality": modality, "backbone": backbone_name, "n_source": len(source), "n_target": len(target)}
     return {**info, "per_class": per_class, "seeds": seeds, "arms": summary}
 
 
-def table(report: dict) -> str:
-    arms = [*METHODS, "target-supervised"]
-    lines = [
-        "| shift | " + " | ".join(arms) + " | auto - source-only | auto chose |",
-        "|---" * (len(arms) + 3) + "|",
-    ]
+def table(report: dict, arms: list[str], auto: str, versus: list[str]) -> str:
+    """A markdown row per shift that has ``auto``'s arm: every arm, ``auto`` minus each of ``versus``, its choices."""
+    gains = [f"{auto} - {other}" for other in versus]
+    lines = [f"| shift | {' | '.join(arms)} | {' | '.join(gains)} | {auto} chose |", "|---" * (len(arms) + 3) + "|"]
     for name, shift in report.items():
-        cells = []
-        for arm in arms:
-            found = shift["arms"].get(arm)
-            cells.append(f"{found['macro_f1']:.3f} ({found['seconds']:.0f}s)" if found else "n/a")
-        gain = shift["arms"]["auto"]["macro_f1"] - shift["arms"]["none"]["macro_f1"]
-        chosen = ", ".join(f"{k} x{v}" for k, v in shift["arms"]["auto"]["chosen"].items())
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * gain:+.1f} | {chosen} |")
+        found = shift["arms"]
+        if auto not in found:
+            continue
+        cells = [f"{found[a]['macro_f1']:.3f} ({found[a]['seconds']:.0f}s)" if a in found else "n/a" for a in arms]
+        cells += [f"{100 * (found[auto]['macro_f1'] - found[other]['macro_f1']):+.1f}" for other in versus]
+        chosen = ", ".join(f"{k} x{v}" for k, v in found[auto]["chosen"].items())
+        lines.append(f"| {name} | {' | '.join(cells)} | {chosen} |")
     return "\n".join(lines)
 
 
@@ -172,19 +183,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--max-target", type=int, default=1000, help="target examples kept (pool + test)")
+    parser.add_argument("--no-finetune", action="store_true", help="leave the fine-tuning arms out (faster)")
     parser.add_argument("--output", default="benchmarks/results/domain.json")
     args = parser.parse_args()
     report = {}
     for name in args.shifts.split(","):
         start = time.perf_counter()
-        report[name] = run_shift(name, args.seeds, args.per_class, args.max_target)
+        report[name] = run_shift(name, args.seeds, args.per_class, args.max_target, finetune=not args.no_finetune)
         report[name]["seconds"] = round(time.perf_counter() - start, 1)
         print(f"{name}: {report[name]['seconds']:.0f}s", flush=True)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # after each shift: a long run keeps its part
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print()
     print(f"macro-F1 on the target test half, mean of {args.seeds} seeds (seconds to fit and predict)\n")
-    print(table(report))
+    print(table(report, [*METHODS, "target-supervised"], "auto", ["none"]))
+    print("\nfine-tuning (trainable backbones); none = the frozen source-only head above\n")
+    print(table(report, ["none", *FINETUNE], "finetune+auto", ["none", "finetune"]))
 
 
 if __name__ == "__main__":

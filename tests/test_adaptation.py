@@ -16,7 +16,7 @@ import transferkit as tk
 from transferkit.adaptation.adabn import adabn, batch_norm_layers
 from transferkit.adaptation.alignment import coral, subspace_alignment
 from transferkit.adaptation.heads import compose
-from transferkit.adaptation.selection import RidgeScores, choose, reverse_validation
+from transferkit.adaptation.selection import RidgeScores, choose, reverse_score, reverse_validation
 from transferkit.adaptation.self_training import class_probabilities, confident_pseudo_labels, self_train
 from transferkit.backbones import create_backbone
 from transferkit.cli import app
@@ -106,6 +106,18 @@ def test_reverse_validation_picks_coral_on_a_shift_and_source_only_without_one()
 
 def f1_of(scores, truth):
     return f1_score(truth, class_probabilities(scores).argmax(1), average="macro")
+
+
+def test_reverse_score_rewards_pseudo_labels_that_lead_back_to_the_source_labels():
+    source, labels = gaussians(0, 300)
+    target, truth = gaussians(1, 300)
+    backward = _methods("none")
+    right = np.eye(3)[truth] * 5  # forward scores that label the target correctly
+    swapped = np.eye(3)[(truth + 1) % 3] * 5  # ... and with every class renamed
+    scores = [reverse_score(backward, forward, target, source, labels, f1_of) for forward in (right, swapped)]
+    assert scores[0] > 0.9 and scores[1] < 0.1, scores
+    collapsed = reverse_score(backward, np.tile([0.0, 5.0, 0.0], (300, 1)), target, source, labels, f1_of)
+    assert collapsed == pytest.approx(f1_of(np.tile([0.0, 1.0, 0.0], (300, 1)), labels))  # one class: said everywhere
 
 
 def test_choose_keeps_source_only_when_adaptation_hurts():
@@ -211,7 +223,8 @@ def test_estimator_takes_unlabeled_inputs_in_fit():
     [
         (["--unlabeled", "EMPTY"], "no data rows|empty|no inputs"),
         (["--unlabeled", "IMAGES"], "target inputs are image but the labeled inputs are text"),
-        (["--unlabeled", "TARGET", "--strategy", "finetune"], "cannot use unlabeled target data"),
+        (["--unlabeled", "TARGET", "--strategy", "finetune", "--adapt", "coral"], "adapt='coral' .*frozen features"),
+        (["--unlabeled", "TARGET", "--strategy", "contrastive"], "cannot use unlabeled target data with adapt='auto'"),
         (["--unlabeled", "TARGET", "--adapt", "adabn", "--strategy", "feature-extraction"], "adabn needs a backbone"),
         (["--adapt", "coral"], "needs unlabeled target inputs"),
     ],

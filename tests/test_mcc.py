@@ -1,6 +1,9 @@
-"""MCC (minimum class confusion) during fine-tuning: the loss itself, and ``fit --strategy finetune --adapt mcc``."""
+"""MCC (minimum class confusion) during fine-tuning: the loss itself, ``fit --strategy finetune --adapt mcc``, and
+``--adapt auto`` with fine-tuning, which fine-tunes with and without MCC and keeps what reverse validation says."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -9,12 +12,17 @@ from typer.testing import CliRunner
 
 import transferkit as tk
 from transferkit.adaptation.mcc import mcc_loss
+from transferkit.backbones import create_backbone
 from transferkit.cli import app
 from transferkit.config import FitConfig
 from transferkit.datasets import load_builtin
 from transferkit.errors import TransferKitError
+from transferkit.strategies import adapt
+from transferkit.strategies.common import FitRun, validation_split
 from transferkit.strategies.finetune import train
+from transferkit.strategies.finetune.fit import fit as finetune_fit
 from transferkit.strategies.fit import fit_model
+from transferkit.targets import TargetEncoder
 
 
 def test_mcc_loss_is_zero_for_certain_distinct_classes_and_high_for_confused_ones():
@@ -89,3 +97,76 @@ def test_cli_fit_finetune_adapt_mcc_on_minilm(tmp_path):
     loaded = tk.load(tmp_path / "m")
     assert loaded.info["adaptation"]["method"] == "mcc" and loaded.info["mcc_target_inputs"] == 16
     assert set(loaded.predict(list(later.text[:4]))) <= {"spam", "ham"}
+
+
+FINETUNE = {"strategy": "finetune", "epochs": 1, "quiet": True, "unfreeze_layers": -1}
+
+
+def _fit(texts, adapt_setting: str, backbone="toy-text"):
+    inputs, labels, target = texts
+    config = FitConfig(adapt=adapt_setting, **FINETUNE)
+    return fit_model(inputs, labels, task="classification", backbone=backbone, config=config, unlabeled=target)
+
+
+def test_finetune_auto_measures_both_fine_tunings_on_the_held_out_split(texts):
+    backbone = create_backbone("toy-text")
+    before = {k: v.clone() for k, v in backbone.module.state_dict().items()}
+    model = _fit(texts, "auto", backbone)
+    record = model.info["adaptation"]
+    assert all(torch.equal(before[k], v) for k, v in backbone.module.state_dict().items())  # caller's untouched
+    assert set(record["reverse_validation"]) == {"none", "mcc"} and record["n_target"] == 16
+    folds = record["reverse_validation_folds"]  # 5 of the 24 held out, 2 of the rarer class: 2 folds
+    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in folds.values())
+    assert "held out from fine-tuning" in record["reason"] and record["method"] in ("none", "mcc")
+    assert ("mcc_target_inputs" in model.info) == (record["method"] == "mcc")  # the model is the chosen one
+
+
+@pytest.mark.parametrize(("winner", "same_as"), [("mcc", "mcc"), ("none", "none")])
+def test_finetune_auto_returns_the_fine_tuning_reverse_validation_prefers(texts, monkeypatch, winner, same_as):
+    def measured(model, run, target, splits):  # the winner scores 0.9 on every fold, the other 0.5
+        arm = "mcc" if "mcc_target_inputs" in model.info else "none"
+        return np.full(len(splits), 0.9 if arm == winner else 0.5)
+
+    monkeypatch.setattr(adapt, "_reverse_validate_finetuned", measured)
+    chosen = _fit(texts, "auto")
+    direct = _fit(texts, same_as)  # the same seed and split: the same fine-tuning
+    assert chosen.info["adaptation"]["method"] == winner
+    assert chosen.info["adaptation"]["reason"].startswith("mcc: " if winner == "mcc" else "fine-tuning alone: ")
+    assert chosen.config.adapt == "auto"
+    target = texts[2]
+    np.testing.assert_allclose(chosen.predict_proba(target), direct.predict_proba(target), atol=1e-5)
+
+
+def test_auto_that_chose_fine_tuning_keeps_its_decision_when_mcc_wins(texts, monkeypatch):
+    inputs, labels, target = texts
+    config = FitConfig(**FINETUNE)
+    backbone = create_backbone("toy-text")
+    pretrained = copy.deepcopy(backbone)
+    encoder = TargetEncoder.fit(labels, "classification")
+    fit_part, valid_part = validation_split(labels, "classification", config)
+    run = FitRun(inputs=inputs, target=encoder.encode(labels), encoder=encoder, backbone=backbone, config=config,
+                 fit_part=fit_part, valid_part=valid_part)  # fmt: skip
+    model = finetune_fit(run)
+    model.info["auto"] = {"chosen": "finetune", "reason": "measured"}
+    monkeypatch.setattr(adapt, "_reverse_validate_finetuned", lambda m, *_: np.array([0.5, 0.6, 0.55]) + 0.3 * (
+        "mcc_target_inputs" in m.info))  # fmt: skip
+    adapted = adapt.adapt_model(model, run, target, pretrained)
+    assert adapted is not model and adapted.info["mcc_target_inputs"] == 16
+    assert adapted.info["auto"] == {"chosen": "finetune", "reason": "measured"}
+    assert adapted.info["adaptation"]["reverse_validation"] == {"none": 0.55, "mcc": 0.85}
+
+
+def test_finetune_auto_falls_back_to_fine_tuning_alone_when_it_cannot_measure(texts):
+    inputs, labels, target = texts
+    few = fit_model(inputs[:3] + inputs[-3:], labels[:3] + labels[-3:], task="classification", backbone="toy-text",
+                    config=FitConfig(**FINETUNE), unlabeled=target)  # fmt: skip  # 6 examples: nothing held out
+    assert few.info["adaptation"]["method"] == "none"
+    assert (
+        few.info["adaptation"]["reason"]
+        == "source-only: too few labeled examples held out from fine-tuning to measure MCC on"
+    )
+    scores = [float(len(text)) for text in inputs]
+    regression = fit_model(inputs, scores, task="regression", backbone="toy-text", config=FitConfig(**FINETUNE),
+                           unlabeled=target)  # fmt: skip
+    assert "classification only, not regression" in regression.info["adaptation"]["reason"]
+    assert "mcc_target_inputs" not in few.info and "mcc_target_inputs" not in regression.info

@@ -11,6 +11,6 @@ them inside ``fit``. This file imports nothing heavy: the command line reads :da
 from __future__ import annotations
 
 # "auto": measured choice (or source-only); "none": source-only. Order: cheapest first. "mcc" (:mod:`.mcc`) is a
-# loss during fine-tuning (--strategy finetune); the others run on frozen features.
+# loss during fine-tuning (--strategy finetune, where "auto" weighs it); the others run on frozen features.
 METHODS = ("auto", "none", "coral", "subspace", "self-training", "adabn", "mcc")
 TRAINING_METHODS = ("mcc",)

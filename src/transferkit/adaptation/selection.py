@@ -48,19 +48,32 @@ def reverse_validation(
     values = []
     for train, held in splits:
         forward = method(source[train], labels[train], target)
-        probabilities = class_probabilities(forward(target))
-        pseudo = probabilities.argmax(1)
-        if len(np.unique(pseudo)) < 2:  # everything labeled one class: the reverse model can only say that class
-            constant = np.zeros((len(held), probabilities.shape[1]))
-            constant[:, pseudo[0]] = 1.0
-            values.append(score(constant, labels[held]))
-            continue
-        backward = method(target, pseudo, source[held])
-        values.append(score(backward(source[held]), labels[held]))
+        values.append(reverse_score(method, forward(target), target, source[held], labels[held], score))
     return np.asarray(values, dtype=np.float64)
 
 
-def choose(results: dict[str, np.ndarray], *, baseline: str = "none", margin: float = 0.01) -> tuple[str, str]:
+def reverse_score(
+    method: Method, scores: np.ndarray, target: np.ndarray, held: np.ndarray, labels: np.ndarray, score: Score
+) -> float:
+    """The backward half of reverse validation: train with ``method`` on the target, pseudo-labeled by the
+    forward model's ``scores``, with the held-out source as its unlabeled domain; score it on their labels.
+
+    Shape:
+        scores (n_t, k), target (n_t, d), held (n_h, d), labels (n_h,) -> a float.
+    """
+    probabilities = class_probabilities(scores)
+    pseudo = probabilities.argmax(1)
+    if len(np.unique(pseudo)) < 2:  # everything labeled one class: the reverse model can only say that class
+        constant = np.zeros((len(held), probabilities.shape[1]))
+        constant[:, pseudo[0]] = 1.0
+        return score(constant, labels)
+    backward = method(target, pseudo, held)
+    return score(backward(held), labels)
+
+
+def choose(
+    results: dict[str, np.ndarray], *, baseline: str = "none", margin: float = 0.01, label: str = "source-only"
+) -> tuple[str, str]:
     """The method to use, and why: the best reverse-validation score, when it beats ``baseline``'s by more than
     ``margin`` and by more than the standard error of the paired differences; else ``baseline``.
 
@@ -68,6 +81,7 @@ def choose(results: dict[str, np.ndarray], *, baseline: str = "none", margin: fl
         results: Method name -> its reverse-validation scores per split (same splits for all).
         baseline: The method to keep when unsure (source-only).
         margin: The smallest mean gain that counts.
+        label: What the reason calls the baseline.
 
     Returns:
         (chosen name, one-line reason).
@@ -79,13 +93,10 @@ def choose(results: dict[str, np.ndarray], *, baseline: str = "none", margin: fl
     best = max(others, key=means.get)
     gain = results[best] - results[baseline]
     error = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
-    measured = f"reverse validation {means[best]:.3f} vs {means[baseline]:.3f} source-only"
+    measured = f"reverse validation {means[best]:.3f} vs {means[baseline]:.3f} {label}"
     if gain.mean() > max(margin, error):
         return best, f"{best}: {measured}"
-    return (
-        baseline,
-        f"source-only: the best method ({best}, {measured}) did not gain more than {max(margin, error):.3f}",
-    )
+    return baseline, f"{label}: the best method ({best}, {measured}) did not gain more than {max(margin, error):.3f}"
 
 
 class RidgeScores:

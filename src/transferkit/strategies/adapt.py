@@ -5,11 +5,24 @@ embedding cache) and folds the result into the model, so that predicting needs n
 self-training refit the head, subspace alignment composes its target projection into the head, AdaBN saves
 the backbone's target batch-norm statistics (a ``backbone-delta`` of buffers). ``adapt="auto"`` measures the
 methods by reverse validation (:mod:`transferkit.adaptation.selection`) and keeps source-only unless one gains.
+
+A model whose body was fine-tuned (``finetune``, or ``auto`` when it chose fine-tuning) reads no frozen features;
+there ``adapt="auto"`` weighs MCC (:mod:`transferkit.adaptation.mcc`) instead: it fine-tunes a second time from
+the pre-trained weights, with the MCC loss on the unlabeled target inputs, on the same source examples, seed and
+validation split, and reverse-validates both fine-tuned models on that validation split, which neither trained
+on. Each model pseudo-labels the target; a ridge classifier on that model's own target features learns those
+labels and scores the held-out source examples (one score per stratified fold of them, for the standard
+error). The rule is the frozen methods' (:func:`~transferkit.adaptation.selection.choose`): plain fine-tuning
+stays unless MCC gains. Why not reverse validation as the frozen methods do it, training each arm on every
+source fold and again back from the target: that costs 2 x 3 x 2 fine-tunings; this costs one more fine-tuning
+and encoding the target twice. The price: one held-out split (small: 20% of the labeled data), and a backward
+step that is the same ridge classifier for both arms rather than fine-tuning with MCC again.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,20 +32,25 @@ from transferkit.adaptation import METHODS, TRAINING_METHODS
 from transferkit.adaptation.adabn import adabn, batch_norm_layers
 from transferkit.adaptation.alignment import coral, subspace_alignment
 from transferkit.adaptation.heads import compose
-from transferkit.adaptation.selection import RidgeScores, choose, reverse_validation
+from transferkit.adaptation.selection import RidgeScores, choose, reverse_score, reverse_validation
 from transferkit.adaptation.self_training import self_train
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
 from transferkit.data.media import infer_modality
+from transferkit.devices import place, resolve_device
 from transferkit.errors import DataError, TransferKitError
 from transferkit.model import TransferModel
 from transferkit.progress import say
 from transferkit.strategies.common import FitRun, folds, frozen_embeddings, validation_score
 from transferkit.strategies.feature_extraction.fit import fit_head, resolve_head
+from transferkit.strategies.finetune.fit import finetuned_model
 from transferkit.strategies.registry import StrategySpec
+from transferkit.training import parallel
 
 # Strategies whose model can end as a frozen backbone + head, which is what the methods adapt.
 ADAPTABLE = ("feature-extraction", "auto")
+# Strategies whose fine-tuning ``auto`` weighs against the same fine-tuning with the MCC loss on the target.
+MCC_STRATEGIES = ("finetune",)
 AUTO_MARGIN = 0.01  # a method must gain this much reverse-validated macro-F1 over source-only to be used
 AUTO_MAX_EXAMPLES = 1000  # reverse validation reads at most this many source and target examples (cost)
 # Reverse validation scores small held-out folds (20 examples at 30 per class, binary): one 3-fold pass was too
@@ -63,10 +81,15 @@ def check_unlabeled(spec: StrategySpec, config: FitConfig, task: str, unlabeled:
                 f"(got {spec.name!r}, {task}), or coral, subspace or self-training on frozen features"
             )
         return
-    if config.adapt != "none" and spec.name not in ADAPTABLE:
+    if (
+        config.adapt != "none"
+        and spec.name not in ADAPTABLE
+        and not (config.adapt == "auto" and spec.name in MCC_STRATEGIES)
+    ):
         raise TransferKitError(
-            f"strategy {spec.name!r} cannot use unlabeled target data (adaptation runs on frozen features); "
-            "use --strategy feature-extraction or auto, --adapt mcc with finetune, or --adapt none"
+            f"strategy {spec.name!r} cannot use unlabeled target data with adapt={config.adapt!r} (adaptation "
+            "runs on frozen features); use --strategy feature-extraction or auto, --adapt auto or mcc with "
+            "finetune, or --adapt none"
         )
     if config.adapt == "self-training" and task != "classification":
         raise TransferKitError(f"adapt='self-training' needs class labels, not {task}; use coral or subspace")
@@ -97,9 +120,25 @@ def fit_adapted(run: FitRun, unlabeled: Sequence[Any]) -> TransferModel:
     return _record(model, record, run.config)
 
 
-def adapt_model(model: TransferModel, run: FitRun, unlabeled: Sequence[Any]) -> TransferModel:
+def pretrained_copy(
+    spec: StrategySpec, config: FitConfig, task: str, backbone: Backbone | None, unlabeled: Sequence[Any] | None
+) -> Backbone | None:
+    """A copy of the pre-trained ``backbone`` when ``adapt="auto"`` may fine-tune it a second time with MCC (take
+    it before the strategy moves the weights); else None."""
+    weighs = unlabeled is not None and config.adapt == "auto" and task == "classification" and spec.trains_body
+    return copy.deepcopy(backbone) if weighs and backbone is not None and backbone.trainable else None
+
+
+def adapt_model(
+    model: TransferModel, run: FitRun, unlabeled: Sequence[Any], pretrained: Backbone | None = None
+) -> TransferModel:
     """``model`` (fitted by another strategy, ``auto``) adapted to the unlabeled target inputs when it reads frozen
-    features; records what and why in ``model.info["adaptation"]`` and says it in one line."""
+    features, or fine-tuned again with MCC (from ``pretrained``, :func:`pretrained_copy`) when it fine-tuned and
+    MCC measures better; records what and why in ``model.info["adaptation"]`` and says it in one line."""
+    if run.config.adapt == "none":
+        return _record(model, {"method": "none", "reason": "--adapt none"}, run.config)
+    if model.strategy in MCC_STRATEGIES and model.finetuned and run.config.adapt == "auto":
+        return _weigh_mcc(model, run, list(unlabeled), pretrained)
     if model.finetuned or model.backbone is not run.backbone:
         reason = f"{model.strategy} does not read frozen features, which adaptation needs"
         return _record(model, {"method": "none", "reason": reason}, run.config)
@@ -128,7 +167,7 @@ def _adapted(run: FitRun, unlabeled: list[Any], base: Any) -> tuple[Any, Backbon
     features = {"frozen": (run.embeddings(), frozen_embeddings(run.backbone, unlabeled, config))}
     adapted: tuple[Backbone, list[str]] = (run.backbone, [])
     if requested == "adabn" or (requested == "auto" and has_bn and run.task == "classification"):
-        source_features, target_features, *adapted = _adabn_features(run, unlabeled)
+        source_features, target_features, *adapted = adabn_features(run, unlabeled)
         features["adabn"] = (source_features, target_features)
     if requested == "auto":
         method, reason, measured = _auto(run, features)
@@ -161,7 +200,7 @@ def train(
     return fit_one(source, labels), {}
 
 
-def _adabn_features(run: FitRun, unlabeled: list[Any]) -> tuple[np.ndarray, np.ndarray, Backbone, list[str]]:
+def adabn_features(run: FitRun, unlabeled: list[Any]) -> tuple[np.ndarray, np.ndarray, Backbone, list[str]]:
     """Source embeddings under source batch-norm statistics and target ones under target statistics (AdaBN),
     the target copy of the backbone and the names of the buffers that changed.
 
@@ -210,6 +249,73 @@ def _auto(run: FitRun, features: dict[str, tuple[np.ndarray, np.ndarray]]) -> tu
         "reverse_validation_folds": {k: [round(float(x), 4) for x in v] for k, v in results.items()},
     }
     return chosen, reason, measured
+
+
+def _weigh_mcc(model: TransferModel, run: FitRun, unlabeled: list[Any], pretrained: Backbone | None) -> TransferModel:
+    """The fine-tuned ``model`` or the same fine-tuning with MCC, whichever reverse-validates better on the
+    held-out validation split (the module docstring says how and why); plain fine-tuning when unsure."""
+    held = run.valid_part
+    splits = None if held is None else folds(run.target[held], run.encoder, run.config)
+    why_not = _mcc_unmeasurable(run, pretrained, splits)
+    if why_not is not None:
+        return _record(model, {"method": "none", "reason": f"source-only: {why_not}"}, run.config)
+    say(f"adapt: fine-tuning again with MCC on {len(unlabeled)} unlabeled target inputs, to measure it",
+        quiet=run.config.quiet)  # fmt: skip
+    config = dataclasses.replace(run.config, adapt="mcc")
+    place(pretrained, resolve_device(config.device))
+    try:
+        candidate = finetuned_model(dataclasses.replace(run, backbone=pretrained, config=config), unlabeled)
+    finally:
+        place(pretrained, "cpu")
+    place(candidate, "cpu")
+    candidate.config = run.config
+    rows = _sample(np.random.default_rng(run.config.seed or 0), len(unlabeled), AUTO_MAX_EXAMPLES)
+    target = [unlabeled[i] for i in rows]
+    results = {
+        name: _reverse_validate_finetuned(m, run, target, splits) for name, m in (("none", model), ("mcc", candidate))
+    }
+    chosen, reason = choose(results, margin=AUTO_MARGIN, label="fine-tuning alone")
+    record = {
+        "method": chosen,
+        "reason": f"{reason} (on the {len(held)} examples held out from fine-tuning)",
+        "reverse_validation": {k: round(float(v.mean()), 4) for k, v in results.items()},
+        "reverse_validation_folds": {k: [round(float(x), 4) for x in v] for k, v in results.items()},
+        "n_target": len(unlabeled),
+    }
+    if chosen == "none":
+        return _record(model, record, run.config)
+    candidate.info.update({key: model.info[key] for key in ("auto",) if key in model.info})
+    return _record(candidate, record, run.config)
+
+
+def _mcc_unmeasurable(run: FitRun, pretrained: Backbone | None, splits: list | None) -> str | None:
+    """Why MCC cannot be measured against the fine-tuned model here, or None when it can."""
+    if run.task != "classification":
+        return f"auto measures adaptation on classification only, not {run.task}"
+    if pretrained is None:
+        return "no pre-trained copy of the backbone to fine-tune again with MCC"
+    if parallel.current() is not None:
+        return "MCC trains in one process, and fine-tuning ran with --workers"
+    if splits is None:
+        return "too few labeled examples held out from fine-tuning to measure MCC on"
+    return None
+
+
+def _reverse_validate_finetuned(
+    model: TransferModel, run: FitRun, target: list[Any], splits: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Reverse validation of a fine-tuned model on ``run.valid_part``: its pseudo-labels of the ``target`` inputs,
+    learned back by a ridge classifier on its own target features, scored on each held-out fold of the split."""
+    held, labels = run.valid_part, run.target[run.valid_part]
+    source = model.embeddings([run.inputs[i] for i in held], quiet=run.config.quiet)
+    features = model.embeddings(target, quiet=run.config.quiet)
+    n_classes = len(run.encoder.classes)
+    backward = lambda X, y, _: RidgeScores(X, y, n_classes).scores  # noqa: E731
+    score = lambda scores, truth: validation_score(scores, truth, run.encoder)  # noqa: E731
+    forward = model.head.scores(features)
+    return np.array(
+        [reverse_score(backward, forward, features, source[part], labels[part], score) for _, part in splits]
+    )
 
 
 def _sample(rng: np.random.Generator, n: int, limit: int) -> np.ndarray:

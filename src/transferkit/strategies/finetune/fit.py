@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from transferkit.config import FitConfig
 from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
@@ -16,20 +18,27 @@ def examples_processed(n: int, config: FitConfig) -> int:
 
 
 def fit(run: FitRun) -> TransferModel:
-    """Fine-tune ``run.backbone`` in place on ``run.fit_part``, early-stopping on ``run.valid_part``."""
-    fit_part, valid_part = run.fit_part, run.valid_part
-    probe = fit_linear_head(run.embeddings()[fit_part], run.target[fit_part], run.encoder, seed=run.config.seed)
-    valid = None if valid_part is None else ([run.inputs[i] for i in valid_part], run.target[valid_part])
+    """Fine-tune ``run.backbone`` in place on ``run.fit_part``, early-stopping on ``run.valid_part`` (with
+    ``adapt="mcc"``, with the MCC loss on ``run.unlabeled``)."""
     unlabeled = run.unlabeled if run.config.adapt == "mcc" else None
-    head, changed, adapter, info = finetune(
-        run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid,
-        unlabeled=unlabeled,
-    )  # fmt: skip
-    model = TransferModel(
-        backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="finetune",
-        finetuned=changed, adapter=adapter, info={"head": "linear", **info},
-    )  # fmt: skip
+    model = finetuned_model(run, unlabeled)
     if unlabeled is not None:
         model.info["adaptation"] = {"method": "mcc", "reason": "--adapt mcc", "n_target": len(unlabeled)}
         say(f"adapt: mcc (--adapt mcc, {len(unlabeled)} unlabeled target inputs)", quiet=run.config.quiet)
     return model
+
+
+def finetuned_model(run: FitRun, unlabeled: list[Any] | None = None) -> TransferModel:
+    """The fine-tuned model, with the minimum-class-confusion loss on ``unlabeled`` target inputs when given
+    (``adapt="auto"`` fine-tunes a second time this way to measure MCC; it says what it chose itself)."""
+    fit_part, valid_part = run.fit_part, run.valid_part
+    probe = fit_linear_head(run.embeddings()[fit_part], run.target[fit_part], run.encoder, seed=run.config.seed)
+    valid = None if valid_part is None else ([run.inputs[i] for i in valid_part], run.target[valid_part])
+    head, changed, adapter, info = finetune(
+        run.backbone, [run.inputs[i] for i in fit_part], run.target[fit_part], run.encoder, probe, run.config, valid,
+        unlabeled=unlabeled,
+    )  # fmt: skip
+    return TransferModel(
+        backbone=run.backbone, head=head, target=run.encoder, config=run.config, strategy="finetune",
+        finetuned=changed, adapter=adapter, info={"head": "linear", **info},
+    )  # fmt: skip
