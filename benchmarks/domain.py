@@ -22,6 +22,8 @@ validation says so (``finetune+auto``). Macro-F1 on the target test set, mean ov
 and predict.
 
     python benchmarks/domain.py [--shifts digits-to-mnist,...] [--seeds 3] [--per-class 100] [--no-finetune]
+    # add (or redo) fine-tuning arms of an earlier run, keeping its frozen arms:
+    python benchmarks/domain.py --finetune-only [--finetune-arms finetune+auto] [--shifts ...]
 """
 
 from __future__ import annotations
@@ -117,20 +119,24 @@ def _arm(method, inputs, y, backbone, seed, unlabeled, test, truth, strategy="fe
         "seconds": time.perf_counter() - start,
         "chosen": adaptation.get("method"),
         "reason": adaptation.get("reason"),
-        "reverse_validation": adaptation.get("reverse_validation_folds"),
+        "reverse_validation": adaptation.get("reverse_validation_folds", adaptation.get("reverse_validation")),
+        "standard_error": adaptation.get("standard_error"),
     }
 
 
-def run_shift(name: str, seeds: int, per_class: int, max_target: int, finetune: bool = True) -> dict:
+def run_shift(
+    name: str, seeds: int, per_class: int, max_target: int, finetune: tuple = tuple(FINETUNE), frozen: bool = True
+) -> dict:
     modality, backbone_name, load = SHIFTS[name]
     source, source_y, target, target_y = load()
     if len(target) > max_target:  # the same stratified sample for every seed (the seeds split it differently)
         kept, _ = train_test_indices(target_y, test_size=1 - max_target / len(target), task="classification", seed=0)
         target, target_y = [target[i] for i in kept], [target_y[i] for i in kept]
     backbone = create_backbone(backbone_name)
-    methods = [m for m in METHODS if m != "adabn" or backbone_name == "efficientnet-lite0"]
-    tuned = list(FINETUNE) if finetune and backbone.trainable else []
-    results: dict[str, list[dict]] = {m: [] for m in [*methods, "target-supervised", *tuned]}
+    methods = [m for m in METHODS if m != "adabn" or backbone_name == "efficientnet-lite0"] if frozen else []
+    tuned = list(finetune) if backbone.trainable else []
+    references = ["target-supervised"] if frozen else []
+    results: dict[str, list[dict]] = {m: [] for m in [*methods, *references, *tuned]}
     for seed in range(seeds):
         rows = _sample(source_y, per_class, seed)
         inputs, y = [source[i] for i in rows], [source_y[i] for i in rows]
@@ -140,8 +146,9 @@ def run_shift(name: str, seeds: int, per_class: int, max_target: int, finetune: 
         for method in methods:
             results[method].append(_arm(method, inputs, y, backbone, seed, unlabeled, test, truth))
             print(f"  {name} seed {seed} {method}: {results[method][-1]['macro_f1']:.3f}", flush=True)
-        pool_y = [target_y[i] for i in pool]
-        results["target-supervised"].append(_arm("none", unlabeled, pool_y, backbone, seed, None, test, truth))
+        if frozen:
+            pool_y = [target_y[i] for i in pool]
+            results["target-supervised"].append(_arm("none", unlabeled, pool_y, backbone, seed, None, test, truth))
         for arm in tuned:
             results[arm].append(_arm(FINETUNE[arm], inputs, y, backbone, seed, unlabeled, test, truth, "finetune"))
             print(f"  {name} seed {seed} {arm}: {results[arm][-1]['macro_f1']:.3f}", flush=True)
@@ -158,6 +165,8 @@ def run_shift(name: str, seeds: int, per_class: int, max_target: int, finetune: 
             summary[arm]["chosen"] = dict(Counter(r["chosen"] for r in results[arm]))
             summary[arm]["reasons"] = [r["reason"] for r in results[arm]]
             summary[arm]["reverse_validation"] = [r["reverse_validation"] for r in results[arm]]
+            if any(r["standard_error"] is not None for r in results[arm]):
+                summary[arm]["standard_error"] = [r["standard_error"] for r in results[arm]]
     info = {"modality": modality, "backbone": backbone_name, "n_source": len(source), "n_target": len(target)}
     return {**info, "per_class": per_class, "seeds": seeds, "arms": summary}
 
@@ -184,13 +193,33 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--max-target", type=int, default=1000, help="target examples kept (pool + test)")
     parser.add_argument("--no-finetune", action="store_true", help="leave the fine-tuning arms out (faster)")
+    parser.add_argument("--finetune-arms", default=",".join(FINETUNE), help="the fine-tuning arms to run")
+    parser.add_argument(
+        "--finetune-only",
+        action="store_true",
+        help="run only the fine-tuning arms and add them to the shifts already in --output (same settings)",
+    )
     parser.add_argument("--output", default="benchmarks/results/domain.json")
     args = parser.parse_args()
-    report = {}
+    report = json.loads(Path(args.output).read_text(encoding="utf-8")) if args.finetune_only else {}
     for name in args.shifts.split(","):
         start = time.perf_counter()
-        report[name] = run_shift(name, args.seeds, args.per_class, args.max_target, finetune=not args.no_finetune)
-        report[name]["seconds"] = round(time.perf_counter() - start, 1)
+        found = run_shift(
+            name,
+            args.seeds,
+            args.per_class,
+            args.max_target,
+            finetune=() if args.no_finetune else tuple(args.finetune_arms.split(",")),
+            frozen=not args.finetune_only,
+        )
+        if args.finetune_only:  # the frozen arms of the earlier run stay; the fine-tuning arms join them
+            earlier = report[name]
+            found["arms"] = {**earlier["arms"], **found["arms"]}
+            found["seconds_finetune"], found["seconds"] = round(time.perf_counter() - start, 1), earlier["seconds"]
+            report[name] = found
+        else:
+            report[name] = found
+            report[name]["seconds"] = round(time.perf_counter() - start, 1)
         print(f"{name}: {report[name]['seconds']:.0f}s", flush=True)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # after each shift: a long run keeps its part
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

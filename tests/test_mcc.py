@@ -115,19 +115,19 @@ def test_finetune_auto_measures_both_fine_tunings_on_the_held_out_split(texts):
     record = model.info["adaptation"]
     assert all(torch.equal(before[k], v) for k, v in backbone.module.state_dict().items())  # caller's untouched
     assert set(record["reverse_validation"]) == {"none", "mcc"} and record["n_target"] == 16
-    folds = record["reverse_validation_folds"]  # 5 of the 24 held out, 2 of the rarer class: 2 folds
-    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in folds.values())
+    assert all(0 <= x <= 1 for x in record["reverse_validation"].values()) and record["standard_error"] >= 0
     assert "held out from fine-tuning" in record["reason"] and record["method"] in ("none", "mcc")
     assert ("mcc_target_inputs" in model.info) == (record["method"] == "mcc")  # the model is the chosen one
 
 
 @pytest.mark.parametrize(("winner", "same_as"), [("mcc", "mcc"), ("none", "none")])
 def test_finetune_auto_returns_the_fine_tuning_reverse_validation_prefers(texts, monkeypatch, winner, same_as):
-    def measured(model, run, target, splits):  # the winner scores 0.9 on every fold, the other 0.5
+    def measured(model, run, target):  # the winner's reverse model labels every held-out example right
         arm = "mcc" if "mcc_target_inputs" in model.info else "none"
-        return np.full(len(splits), 0.9 if arm == winner else 0.5)
+        truth = run.target[run.valid_part]
+        return np.eye(2)[truth if arm == winner else np.zeros_like(truth)]
 
-    monkeypatch.setattr(adapt, "_reverse_validate_finetuned", measured)
+    monkeypatch.setattr(adapt, "_reverse_outputs_finetuned", measured)
     chosen = _fit(texts, "auto")
     direct = _fit(texts, same_as)  # the same seed and split: the same fine-tuning
     assert chosen.info["adaptation"]["method"] == winner
@@ -135,6 +135,20 @@ def test_finetune_auto_returns_the_fine_tuning_reverse_validation_prefers(texts,
     assert chosen.config.adapt == "auto"
     target = texts[2]
     np.testing.assert_allclose(chosen.predict_proba(target), direct.predict_proba(target), atol=1e-5)
+
+
+def test_finetune_auto_keeps_fine_tuning_when_mccs_gain_is_within_its_bootstrap_error(texts, monkeypatch):
+    def measured(model, run, target):  # MCC's reverse model gets one more of the 5 held-out examples right
+        truth = run.target[run.valid_part]
+        wrong = truth.copy()
+        wrong[: 0 if "mcc_target_inputs" in model.info else 1] ^= 1
+        return np.eye(2)[wrong]
+
+    monkeypatch.setattr(adapt, "_reverse_outputs_finetuned", measured)
+    record = _fit(texts, "auto").info["adaptation"]
+    gain = record["reverse_validation"]["mcc"] - record["reverse_validation"]["none"]
+    assert gain > 0.01 and gain < 1.645 * record["standard_error"]  # a real gain, but not beyond the noise
+    assert record["method"] == "none" and "bootstrap standard errors" in record["reason"]
 
 
 def test_auto_that_chose_fine_tuning_keeps_its_decision_when_mcc_wins(texts, monkeypatch):
@@ -148,12 +162,13 @@ def test_auto_that_chose_fine_tuning_keeps_its_decision_when_mcc_wins(texts, mon
                  fit_part=fit_part, valid_part=valid_part)  # fmt: skip
     model = finetune_fit(run)
     model.info["auto"] = {"chosen": "finetune", "reason": "measured"}
-    monkeypatch.setattr(adapt, "_reverse_validate_finetuned", lambda m, *_: np.array([0.5, 0.6, 0.55]) + 0.3 * (
-        "mcc_target_inputs" in m.info))  # fmt: skip
+    truth = run.target[valid_part]
+    monkeypatch.setattr(adapt, "_reverse_outputs_finetuned", lambda m, *_: np.eye(2)[
+        truth if "mcc_target_inputs" in m.info else 1 - truth])  # fmt: skip
     adapted = adapt.adapt_model(model, run, target, pretrained)
     assert adapted is not model and adapted.info["mcc_target_inputs"] == 16
     assert adapted.info["auto"] == {"chosen": "finetune", "reason": "measured"}
-    assert adapted.info["adaptation"]["reverse_validation"] == {"none": 0.55, "mcc": 0.85}
+    assert adapted.info["adaptation"]["reverse_validation"] == {"none": 0.0, "mcc": 1.0}
 
 
 def test_finetune_auto_falls_back_to_fine_tuning_alone_when_it_cannot_measure(texts):

@@ -61,14 +61,23 @@ def reverse_score(
     Shape:
         scores (n_t, k), target (n_t, d), held (n_h, d), labels (n_h,) -> a float.
     """
+    return score(reverse_outputs(method, scores, target, held), labels)
+
+
+def reverse_outputs(method: Method, scores: np.ndarray, target: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The reverse model's outputs on the ``held``-out source examples (see :func:`reverse_score`), to score or to
+    resample. A forward model that labels the whole target one class yields a reverse model that says that class.
+
+    Shape:
+        scores (n_t, k), target (n_t, d), held (n_h, d) -> (n_h, k).
+    """
     probabilities = class_probabilities(scores)
     pseudo = probabilities.argmax(1)
-    if len(np.unique(pseudo)) < 2:  # everything labeled one class: the reverse model can only say that class
+    if len(np.unique(pseudo)) < 2:
         constant = np.zeros((len(held), probabilities.shape[1]))
         constant[:, pseudo[0]] = 1.0
-        return score(constant, labels)
-    backward = method(target, pseudo, held)
-    return score(backward(held), labels)
+        return constant
+    return method(target, pseudo, held)(held)
 
 
 def choose(

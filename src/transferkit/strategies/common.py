@@ -14,6 +14,7 @@ from transferkit.backbones import Backbone
 from transferkit.cache import embed
 from transferkit.config import FitConfig
 from transferkit.data.split import train_test_indices
+from transferkit.evaluation import stats
 from transferkit.strategies.registry import STRATEGIES, strategy_settings
 from transferkit.targets import TargetEncoder
 
@@ -152,3 +153,24 @@ def predicted_outputs(scores: np.ndarray, task: str) -> np.ndarray:
     if task == "multilabel":
         return (scores > 0).astype(int)
     return (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)
+
+
+BOOTSTRAP = 200  # resamples for the standard error of a difference measured on one held-out set
+ONE_SIDED_Z = 1.645  # a challenger must gain this many standard errors: a one-sided test at the 5% level
+
+
+def paired_bootstrap_errors(
+    scores: dict[str, np.ndarray], incumbent: str, truth: np.ndarray, task: str, seed: int | None
+) -> dict[str, float]:
+    """Standard error of each arm's held-out score minus the ``incumbent``'s, over ``BOOTSTRAP`` resamples of the
+    held-out examples (paired: both arms are scored on the same resample).
+
+    Shape:
+        scores: name -> (n, k) outputs on the same n held-out examples; truth (n,) -> name -> float.
+    """
+    weights = stats.resample_weights(len(truth), BOOTSTRAP, seed=0 if seed is None else seed)
+    draws = {
+        name: stats.weighted_scores(task, truth, predicted_outputs(value, task), weights)
+        for name, value in scores.items()
+    }
+    return {name: float(np.std(draws[name] - draws[incumbent], ddof=1)) for name in scores}

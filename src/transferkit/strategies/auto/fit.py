@@ -38,15 +38,15 @@ import numpy as np
 from transferkit.backbones import Backbone
 from transferkit.config import FitConfig
 from transferkit.data.split import train_test_indices
-from transferkit.evaluation import stats
 from transferkit.model import TransferModel
 from transferkit.progress import say
 from transferkit.strategies.body import restore
 from transferkit.strategies.common import (
+    ONE_SIDED_Z,
     FitRun,
     folds,
+    paired_bootstrap_errors,
     per_class,
-    predicted_outputs,
     row_key,
     validation_score,
     validation_split,
@@ -66,14 +66,13 @@ AUTO_MIN_PER_CLASS = 16
 FEW_SHOT = {"text": "contrastive"}
 FEW_SHOT_EVIDENCE = "the few-shot text table in benchmarks/README.md"
 # From AUTO_MIN_PER_CLASS up to this many labels per class, the few-shot strategy is challenged on one held-out
-# third (HOLDOUT_SHARE) instead of cross-validated with every arm; BOOTSTRAP resamples give the standard error.
+# third (HOLDOUT_SHARE) instead of cross-validated with every arm; bootstrap resamples give the standard error.
 HOLDOUT_MAX_PER_CLASS = 32
 HOLDOUT_SHARE = 1 / 3
-BOOTSTRAP = 200
 # The incumbent measured best on the benchmarks at this size; a challenger must beat it on the held-out third by
 # more than this many bootstrap standard errors (a one-sided test at the 5% level): a third of 16-31 examples per
 # class is small, and at one standard error equal arms would swap about one time in six.
-HOLDOUT_Z = 1.645
+HOLDOUT_Z = ONE_SIDED_Z
 SCREEN_N = 1000  # examples the cheap arms are compared on first, when the data are large ...
 SCREEN_MIN_N = 2 * SCREEN_N  # ... from this many examples (the screen then encodes at most half of them)
 
@@ -262,7 +261,7 @@ def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel 
     scores.update({name: _held_scores(name, run, train, held) for name in scratch})
     truth = run.target[held]
     values = {name: validation_score(s, truth, encoder) for name, s in scores.items()}
-    errors = _bootstrap_errors(scores, choice, truth, encoder.task, config.seed)
+    errors = paired_bootstrap_errors(scores, choice, truth, encoder.task, config.seed)
     winners = {
         k: v for k, v in values.items() if k != choice and v - values[choice] > max(AUTO_MARGIN, HOLDOUT_Z * errors[k])
     }
@@ -296,19 +295,6 @@ def _held_scores(name: str, run: FitRun, train: np.ndarray, held: np.ndarray, **
     if model.finetuned:
         restore(run.backbone, {n: original[n] for n in model.finetuned})
     return scores
-
-
-def _bootstrap_errors(
-    scores: dict[str, np.ndarray], incumbent: str, truth: np.ndarray, task: str, seed: int | None
-) -> dict[str, float]:
-    """Standard error of each arm's score minus the incumbent's, over ``BOOTSTRAP`` resamples of the held-out
-    examples (paired: both arms are scored on the same resample)."""
-    weights = stats.resample_weights(len(truth), BOOTSTRAP, seed=0 if seed is None else seed)
-    draws = {
-        name: stats.weighted_scores(task, truth, predicted_outputs(value, task), weights)
-        for name, value in scores.items()
-    }
-    return {name: float(np.std(draws[name] - draws[incumbent], ddof=1)) for name in scores}
 
 
 def _cross_validate(
