@@ -174,7 +174,10 @@ def run_shift(
 def table(report: dict, arms: list[str], auto: str, versus: list[str]) -> str:
     """A markdown row per shift that has ``auto``'s arm: every arm, ``auto`` minus each of ``versus``, its choices."""
     gains = [f"{auto} - {other}" for other in versus]
-    lines = [f"| shift | {' | '.join(arms)} | {' | '.join(gains)} | {auto} chose |", "|---" * (len(arms) + 3) + "|"]
+    lines = [
+        f"| shift | {' | '.join(arms)} | {' | '.join(gains)} | {auto} chose |",
+        "|---" * (len(arms) + len(versus) + 2) + "|",
+    ]
     for name, shift in report.items():
         found = shift["arms"]
         if auto not in found:
