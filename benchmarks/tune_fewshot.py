@@ -8,7 +8,8 @@ it prints the dev macro-F1 of every variant per data set and the mean.
 
 Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't0.1={"temperature": 0.1}' --budget 8 --seeds 2
 (a variant is NAME=JSON, split at the first "="; a key "_NAME" sets the contrastive strategy's module constant
-NAME for that variant, e.g. "_passes": 60 the step budget's passes, "_early_stopping_min_per_class": 1000)
+NAME for that variant, e.g. "_passes": 60 the step budget's passes, "_early_stopping_min_per_class": 1000;
+NAME=METHOD runs a method of text_fewshot.py instead, e.g. 'setfit=setfit-paper', on the same samples)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from text_fewshot import MAX_LENGTH, TEST_SIZE, sample  # noqa: E402
+from text_fewshot import MAX_LENGTH, METHODS, TEST_SIZE, sample  # noqa: E402
 
 from transferkit import TransferClassifier  # noqa: E402
 from transferkit.data import load_labeled  # noqa: E402
@@ -46,6 +47,16 @@ def dev_split(name: str):
     return texts, y, train_pool, dev
 
 
+def _transferkit(settings: dict, strategy: str, train_x: list, train_y: list, dev_x: list, seed: int) -> list:
+    with tempfile.TemporaryDirectory() as cache:
+        settings = {"strategy": strategy, **settings}
+        # "_name": the contrastive strategy's module constant NAME (e.g. the step budget's passes)
+        for constant, value in CONSTANTS.items():
+            setattr(contrastive_fit, constant, settings.pop(f"_{constant.lower()}", value))
+        model = TransferClassifier(random_state=seed, cache_dir=cache, max_length=MAX_LENGTH, verbose=False, **settings)
+        return model.fit(train_x, train_y).predict(dev_x)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="fortune-topics,sotu-president,spam-assassin,sotu-party")
@@ -62,14 +73,11 @@ def main() -> None:
             chosen = train_pool[sample(y[train_pool], args.budget, seed)]
             for variant, settings in variants.items():
                 start = time.perf_counter()
-                with tempfile.TemporaryDirectory() as cache:
-                    settings = {"strategy": args.strategy, **json.loads(settings)}
-                    # "_name": the contrastive strategy's module constant NAME (e.g. the step budget's passes)
-                    for constant, value in CONSTANTS.items():
-                        setattr(contrastive_fit, constant, settings.pop(f"_{constant.lower()}", value))
-                    model = TransferClassifier(random_state=seed, cache_dir=cache, max_length=MAX_LENGTH, verbose=False,
-                                               **settings)  # fmt: skip
-                    predicted = model.fit(texts[chosen].tolist(), y[chosen].tolist()).predict(texts[dev].tolist())
+                train_x, train_y, dev_x = texts[chosen].tolist(), y[chosen].tolist(), texts[dev].tolist()
+                if settings in METHODS:  # a method of text_fewshot.py as the reference, e.g. setfit-paper
+                    predicted = METHODS[settings](train_x, train_y, dev_x, seed)
+                else:
+                    predicted = _transferkit(json.loads(settings), args.strategy, train_x, train_y, dev_x, seed)
                 score = f1_score(y[dev], predicted, average="macro")
                 scores[variant].setdefault(name, []).append(score)
                 print(
