@@ -14,10 +14,11 @@ on. Each model pseudo-labels the target; a ridge classifier on that model's own 
 labels and scores the held-out source examples. Plain fine-tuning stays unless MCC gains there by more than
 ``AUTO_MARGIN`` and 1.645 bootstrap standard errors of the paired difference (a one-sided test at 5%, as in
 ``auto``'s held-out contest): the split is small, and on digits <-> MNIST, where both fine-tunings stay near
-chance on the target, a one-standard-error rule chose MCC on noise (benchmarks/domain.py). Why not reverse validation as the frozen methods do it, training each arm on every
-source fold and again back from the target: that costs 2 x 3 x 2 fine-tunings; this costs one more fine-tuning
-and encoding the target twice. The price: one held-out split (small: 20% of the labeled data), and a backward
-step that is the same ridge classifier for both arms rather than fine-tuning with MCC again.
+chance on the target, a one-standard-error rule chose MCC on noise (benchmarks/domain.py). Why not reverse
+validation as the frozen methods do it, training each arm on every source fold and again back from the target:
+that costs 2 x 3 x 2 fine-tunings; this costs one more fine-tuning and encoding the target twice. The price:
+one held-out split (small: 20% of the labeled data), and a backward step that is the same ridge classifier for
+both arms rather than fine-tuning with MCC again.
 """
 
 from __future__ import annotations
