@@ -215,14 +215,14 @@ def main() -> None:
             finetune=() if args.no_finetune else tuple(args.finetune_arms.split(",")),
             frozen=not args.finetune_only,
         )
+        seconds = round(time.perf_counter() - start, 1)
         if args.finetune_only:  # the frozen arms of the earlier run stay; the fine-tuning arms join them
             earlier = report[name]
             found["arms"] = {**earlier["arms"], **found["arms"]}
-            found["seconds_finetune"], found["seconds"] = round(time.perf_counter() - start, 1), earlier["seconds"]
-            report[name] = found
+            found["seconds"], found["seconds_finetune"] = earlier["seconds"], seconds
         else:
-            report[name] = found
-            report[name]["seconds"] = round(time.perf_counter() - start, 1)
+            found["seconds"] = seconds
+        report[name] = found
         print(f"{name}: {report[name]['seconds']:.0f}s", flush=True)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # after each shift: a long run keeps its part
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -80,9 +80,7 @@ def reverse_outputs(method: Method, scores: np.ndarray, target: np.ndarray, held
     return method(target, pseudo, held)(held)
 
 
-def choose(
-    results: dict[str, np.ndarray], *, baseline: str = "none", margin: float = 0.01, label: str = "source-only"
-) -> tuple[str, str]:
+def choose(results: dict[str, np.ndarray], *, baseline: str = "none", margin: float = 0.01) -> tuple[str, str]:
     """The method to use, and why: the best reverse-validation score, when it beats ``baseline``'s by more than
     ``margin`` and by more than the standard error of the paired differences; else ``baseline``.
 
@@ -90,7 +88,6 @@ def choose(
         results: Method name -> its reverse-validation scores per split (same splits for all).
         baseline: The method to keep when unsure (source-only).
         margin: The smallest mean gain that counts.
-        label: What the reason calls the baseline.
 
     Returns:
         (chosen name, one-line reason).
@@ -102,10 +99,13 @@ def choose(
     best = max(others, key=means.get)
     gain = results[best] - results[baseline]
     error = float(np.std(gain, ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
-    measured = f"reverse validation {means[best]:.3f} vs {means[baseline]:.3f} {label}"
+    measured = f"reverse validation {means[best]:.3f} vs {means[baseline]:.3f} source-only"
     if gain.mean() > max(margin, error):
         return best, f"{best}: {measured}"
-    return baseline, f"{label}: the best method ({best}, {measured}) did not gain more than {max(margin, error):.3f}"
+    return (
+        baseline,
+        f"source-only: the best method ({best}, {measured}) did not gain more than {max(margin, error):.3f}",
+    )
 
 
 class RidgeScores:
