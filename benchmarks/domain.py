@@ -204,7 +204,15 @@ def main() -> None:
     )
     parser.add_argument("--output", default="benchmarks/results/domain.json")
     args = parser.parse_args()
-    report = json.loads(Path(args.output).read_text(encoding="utf-8")) if args.finetune_only else {}
+    report = {}
+    if args.finetune_only:
+        if not Path(args.output).is_file():
+            parser.error(
+                f"--finetune-only adds to an earlier run, and {args.output} does not exist: run without it first"
+            )
+        report = json.loads(Path(args.output).read_text(encoding="utf-8"))
+        if missing := [name for name in args.shifts.split(",") if name not in report]:
+            parser.error(f"--finetune-only: {args.output} has no frozen arms for {', '.join(missing)}: run those first")
     for name in args.shifts.split(","):
         start = time.perf_counter()
         found = run_shift(
