@@ -16,18 +16,25 @@ from transferkit.config import FitConfig
 from transferkit.errors import BackboneError, ModelFolderError, TransferKitError
 from transferkit.strategies.common import FitRun
 from transferkit.strategies.contrastive.fit import (
+    FULL_LEARNING_RATE,
+    FULL_PASSES,
     MAX_STEPS,
     MIN_STEPS,
+    SHORT_SHARE,
     _centroid_f1,
     balanced_batches,
     cosine_pair_loss,
+    mean_tokens,
     positives,
+    recipe_of,
     step_budget,
     supervised_contrastive_loss,
+    training_work,
 )
 from transferkit.strategies.contrastive.fit import fit as contrastive_fit
 from transferkit.strategies.fit import fit_model
 from transferkit.targets import TargetEncoder
+from transferkit.training import adamw
 
 
 def test_the_loss_is_low_when_classes_cluster_and_high_when_they_mix():
@@ -83,6 +90,7 @@ def test_batches_are_class_balanced_with_positives_for_every_anchor():
 
 def test_the_step_budget_grows_with_the_data_within_bounds():
     assert step_budget(16, 32) == MIN_STEPS and step_budget(100_000, 32) == MAX_STEPS
+    assert step_budget(100_000, 32, FULL_PASSES) == MAX_STEPS * 4 and step_budget(64, 16, FULL_PASSES) == 320
     assert MIN_STEPS < step_budget(256, 32) < MAX_STEPS
 
 
@@ -215,3 +223,51 @@ def test_mixing_keeps_that_share_of_the_weight_change(adapter, spam_frame):
     assert moved
     for name in moved:
         torch.testing.assert_close(halfway[name], (pretrained[name] + trained[name]) / 2, atol=1e-5, rtol=1e-4)
+
+
+def _run(inputs: list, labels: list, backbone, **settings) -> FitRun:
+    encoder = TargetEncoder.fit(labels, "classification")
+    config = FitConfig.from_settings(strategy="contrastive", quiet=True, **settings)
+    return FitRun(inputs=inputs, target=encoder.encode(labels), encoder=encoder, backbone=backbone, config=config,
+                  fit_part=np.arange(len(inputs)))  # fmt: skip
+
+
+def test_auto_takes_setfits_full_recipe_for_short_texts_and_the_top_blocks_for_long_ones(afinn_frame, spam_frame):
+    """On the real MiniLM (max_length 128): AFINN's single words (about 3.6 tokens) are short, e-mails are not."""
+    minilm = create_backbone("minilm")
+    words = _run(afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist(), minilm)
+    mails = _run(spam_frame["text"].tolist(), spam_frame["label"].tolist(), minilm)
+    short, long = recipe_of(words), recipe_of(mails)
+    assert (short.name, short.layers, short.learning_rate, short.loss) == ("full", -1, FULL_LEARNING_RATE, "cosine")
+    assert short.passes == FULL_PASSES and not short.early_stopping and "at most 16" in short.reason
+    assert (long.name, long.layers, long.loss, long.early_stopping) == ("top", 3, "supcon", True)
+    assert mean_tokens(minilm, spam_frame["text"].tolist()) > SHORT_SHARE * minilm.max_length
+    # Set by hand, the recipe holds whatever the length; auto's cost estimate follows the recipe.
+    assert recipe_of(_run(afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist(), minilm,
+                          contrastive_recipe="top")).name == "top"  # fmt: skip
+    top_words = _run(words.inputs, afinn_frame["sentiment"].tolist(), minilm, contrastive_recipe="top")
+    full, top = training_work(words, 64), training_work(top_words, 64)
+    assert full == (320 * 16, -1) and top == (80 * 16, 3)  # 64 examples, 80 and 20 passes, batch 16
+    assert recipe_of(_run(["an image path"], [0], None)).name == "top"  # nothing to count tokens with
+
+
+def test_the_full_recipe_trains_every_layer_without_a_cache_or_early_stopping(afinn_frame):
+    """At max_length 128 the toy backbone's tokens (about 10 per word: it splits into characters) are short:
+    every block and the embeddings train, the full step budget runs even at 16+ labels per class (where top
+    early-stops)."""
+    words, labels = afinn_frame["text"].tolist(), afinn_frame["sentiment"].tolist()
+    backbone = create_backbone("toy-text", max_length=128)
+    before = {name: p.detach().clone() for name, p in backbone.module.named_parameters()}
+    model = fit_model(words, labels, task="classification", backbone=backbone,
+                      config=FitConfig.from_settings(strategy="contrastive", quiet=True, seed=0))  # fmt: skip
+    info = model.info
+    assert info["recipe"] == "full" and info["loss"] == "cosine" and not info["frozen_prefix_cached"]
+    assert info["trained_blocks"] == [0, backbone.num_blocks - 1] and info["rounds_run"] == 1
+    assert info["steps"] == step_budget(len(words), 16, FULL_PASSES)
+    after = dict(model.backbone.module.named_parameters())
+    assert not torch.equal(after["embeddings.word_embeddings.weight"], before["embeddings.word_embeddings.weight"])
+
+
+def test_training_steps_use_the_fused_adamw_kernel():
+    optimizer = adamw([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    assert optimizer.defaults["fused"] is True

@@ -15,6 +15,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from transferkit.targets import TargetEncoder
+from transferkit.training.loop import adamw
 
 LOGISTIC_C = 1.0
 
@@ -172,7 +173,7 @@ def fit_mlp_head(
         torch.manual_seed(generator_seed)
         head = MLPHead(embeddings.shape[1], encoder.n_outputs)
         loss_fn = loss_function(encoder.task, encoder.n_outputs)
-        optimizer = torch.optim.AdamW(head.network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        optimizer = adamw(head.network.parameters(), lr=learning_rate, weight_decay=weight_decay)
         features = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
         labels = torch.from_numpy(target)
         check = valid or (embeddings, target)

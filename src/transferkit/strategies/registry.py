@@ -79,8 +79,8 @@ class StrategySpec:
 
     def module(self) -> Any:
         """The implementation module (imported on first use: it brings torch and scikit-learn). Strategies that
-        train the body also give ``examples_processed(n, config)``, the examples their training passes through
-        the trained blocks, from which ``auto`` predicts their cost."""
+        train the body also give ``training_work(run, n)``: the examples their training on ``n`` of the run's inputs
+        passes through the trained blocks, and how many blocks train, from which ``auto`` predicts their cost."""
         return importlib.import_module(f"{self.package}.{self.entry.split(':')[0]}")
 
     def implementation(self) -> Callable[..., Any]:

@@ -153,8 +153,8 @@ def fit(run: FitRun) -> TransferModel:
 
 def _body_estimate(run: FitRun, name: str, n_folds: int) -> float:
     """Seconds cross-validating arm ``name`` (which trains the body) on ``n_folds`` folds and refitting it."""
-    work = STRATEGIES.get(name).module().examples_processed(len(run.fit_part), run.config)
-    return _estimate_seconds(run.backbone, run.inputs, work, run.config) * (n_folds + 1)
+    work, blocks = STRATEGIES.get(name).module().training_work(run, len(run.fit_part))
+    return _estimate_seconds(run.backbone, run.inputs, work, blocks, run.config) * (n_folds + 1)
 
 
 def _body_may_fit(run: FitRun, body: list[str], start: float) -> bool:
@@ -221,8 +221,8 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
     choice = FEW_SHOT.get(backbone.modality)
     note = ""
     if choice is not None and backbone.trainable and encoder.task in STRATEGIES.get(choice).tasks:
-        work = STRATEGIES.get(choice).module().examples_processed(len(run.inputs), config)
-        estimate = _estimate_seconds(backbone, run.inputs, work, config)
+        work, blocks = STRATEGIES.get(choice).module().training_work(run, len(run.inputs))
+        estimate = _estimate_seconds(backbone, run.inputs, work, blocks, config)
         left = run.settings("auto").time_budget - (time.perf_counter() - start)
         if estimate <= left:
             model = STRATEGIES.get(choice).implementation()(run)
@@ -247,8 +247,9 @@ def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel 
         return None
     keys = [row_key(value) for value in run.target]
     train, held = train_test_indices(keys, test_size=HOLDOUT_SHARE, task=run.task, seed=config.seed)
-    work = STRATEGIES.get(choice).module().examples_processed
-    estimate = _estimate_seconds(backbone, run.inputs, work(len(train), config) + work(len(run.inputs), config), config)
+    work = STRATEGIES.get(choice).module().training_work
+    (part_work, blocks), (all_work, _) = work(run, len(train)), work(run, len(run.inputs))
+    estimate = _estimate_seconds(backbone, run.inputs, part_work + all_work, blocks, config)
     if estimate > run.settings("auto").time_budget - (time.perf_counter() - start):
         return None
     scratch = [
@@ -343,13 +344,12 @@ def _announce(model: TransferModel, start: float) -> TransferModel:
     return model
 
 
-def _estimate_seconds(backbone: Backbone, inputs: list[Any], work: int, config: FitConfig) -> float:
-    """Seconds training the body would take: one frozen pass over the inputs plus forward+backward of the trained
-    blocks for ``work`` examples (what the strategy's ``examples_processed`` says)."""
+def _estimate_seconds(backbone: Backbone, inputs: list[Any], work: int, blocks: int, config: FitConfig) -> float:
+    """Seconds training the body would take: one frozen pass over the inputs plus forward+backward of the top
+    ``blocks`` blocks (-1: all) for ``work`` examples (what the strategy's ``training_work`` says)."""
     sample = inputs[: min(16, len(inputs))]
     start = time.perf_counter()
     backbone.encode(sample, batch_size=config.batch_size)
     per_input = (time.perf_counter() - start) / len(sample)
-    blocks = backbone.num_blocks if config.unfreeze_layers == -1 else min(config.unfreeze_layers, backbone.num_blocks)
-    share = blocks / backbone.num_blocks
+    share = 1.0 if blocks == -1 else min(blocks, backbone.num_blocks) / backbone.num_blocks
     return per_input * len(inputs) + per_input * share * 3.0 * work

@@ -15,6 +15,14 @@ class ContrastiveSettings:
         0, "contrastive: optimiser steps (0: derived from the data size, see the strategy's docs)",
         check=lambda v: v >= 0, rule=">= 0",
     )  # fmt: skip
+    contrastive_recipe: str = setting(
+        "auto", "contrastive: top (the top --contrastive-layers blocks over their cached frozen prefix, "
+        "--contrastive-loss, early stopping from 16 labels per class), full (SetFit's recipe in batches: every layer "
+        "at 2e-5, its cosine pair loss, 4x the passes, no early stopping; the three top options do not apply) or "
+        "auto (full when the texts are short, at most max_length/8 tokens on average, where a step of full costs "
+        "no more than one of top on texts of full length; top otherwise)",
+        check=lambda v: v in ("auto", "top", "full"), rule="auto, top or full",
+    )  # fmt: skip
     contrastive_layers: int = setting(
         3, "contrastive: how many top blocks train (-1: all, embeddings included)",
         check=lambda v: v == -1 or v >= 1, rule="-1 (all) or >= 1",

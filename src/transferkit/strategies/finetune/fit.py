@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from transferkit.config import FitConfig
 from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
 from transferkit.progress import say
@@ -12,9 +11,10 @@ from transferkit.strategies.common import FitRun
 from transferkit.strategies.finetune.train import finetune
 
 
-def examples_processed(n: int, config: FitConfig) -> int:
-    """Examples fine-tuning passes through the trained blocks: every epoch, every training example."""
-    return n * config.epochs
+def training_work(run: FitRun, n: int) -> tuple[int, int]:
+    """Examples fine-tuning on ``n`` of ``run``'s inputs passes through the trained blocks (every epoch, every
+    example), and how many top blocks train (-1: all)."""
+    return n * run.config.epochs, run.config.unfreeze_layers
 
 
 def fit(run: FitRun) -> TransferModel:

@@ -32,7 +32,7 @@ from transferkit.heads import LinearHead, loss_function
 from transferkit.progress import progress_bar
 from transferkit.strategies.body import caches_prefix, close_body, collate, embedder, examples_of, open_body
 from transferkit.targets import TargetEncoder
-from transferkit.training import parallel, train
+from transferkit.training import adamw, parallel, train
 from transferkit.training.augment import Augmenter
 
 MIN_STEPS_PER_EPOCH = 8
@@ -77,7 +77,7 @@ def finetune(
             {"params": list(head.parameters()), "lr": config.head_learning_rate, "weight_decay": config.weight_decay}
         )
         all_parameters = {**trainable, **{f"head.{n}": p for n, p in head.named_parameters()}}
-        optimizer = torch.optim.AdamW(groups)
+        optimizer = adamw(groups)
         loss_fn = loss_function(encoder.task, encoder.n_outputs)
 
         # Augmented pixels change every batch, so the blocks below cannot be run once and cached.
