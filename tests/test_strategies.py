@@ -296,22 +296,32 @@ def test_finetune_with_two_examples_per_class_trains_on_all_of_them():
     assert model.info["validation_score"] is None and len(model.classes) == 10
 
 
-def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_third(spam_frame):
-    """20 labels per class: contrastive is fitted once on two thirds and scored with the frozen head and TF-IDF on
-    the same last third; a cheap arm replaces it only when it wins there beyond the margin and bootstrap error. On
-    the random toy backbone transfer cannot pay, and TF-IDF wins by far."""
+@pytest.mark.parametrize(("recipe", "held", "where"), [("top", 12, "the part contrastive held out to stop early on"),
+                                                     ("full", 20, "a held-out third")])  # fmt: skip
+def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_part(spam_frame, recipe, held, where):
+    """30 labels per class: contrastive and the frozen head and TF-IDF are scored on the same held-out part (the
+    fifth contrastive's top recipe holds out itself, trained once; else a third, contrastive fitted on two thirds);
+    a cheap arm replaces it only when it wins there beyond the margin and bootstrap error. Each e-mail ends with a
+    word that gives its class away, beyond the 64 tokens the random toy backbone reads: TF-IDF reads it and wins by
+    far (such a small part catches only gross failures); the body given is back to its weights."""
     from transferkit.strategies.auto.fit import AUTO_MARGIN, HOLDOUT_MAX_PER_CLASS
 
-    frame = spam_frame.groupby("label").head(20)
-    texts, labels = frame["text"].str[:200].tolist(), frame["label"].tolist()
-    model = fit_model(texts, labels, task="classification", backbone="toy-text",
-                      config=FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4))  # fmt: skip
+    labels = spam_frame["label"].tolist()
+    texts = [
+        text[:200] + (" qqzx" if label == "spam" else " wwvy")
+        for text, label in zip(spam_frame["text"], labels, strict=True)
+    ]
+    backbone = create_backbone("toy-text")
+    before = {name: value.clone() for name, value in backbone.module.state_dict().items()}
+    config = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4, contrastive_recipe=recipe)
+    model = fit_model(texts, labels, task="classification", backbone=backbone, config=config)
     auto = model.info["auto"]
-    assert auto["per_class"] == 20 < HOLDOUT_MAX_PER_CLASS and 13 <= auto["holdout"] <= 14  # a third of 40
+    assert auto["per_class"] == 30 < HOLDOUT_MAX_PER_CLASS and auto["holdout"] == held
     assert set(auto["scores"]) == {"contrastive", "feature-extraction", "tfidf-lr"}
     assert model.strategy == auto["chosen"] == "tfidf-lr"
     assert auto["scores"]["tfidf-lr"] - auto["scores"]["contrastive"] > AUTO_MARGIN
-    assert "held-out third" in auto["reason"] and "transfer did not pay" in auto["reason"]
+    assert where in auto["reason"] and "transfer did not pay" in auto["reason"]
+    assert all(torch.equal(before[name], value) for name, value in backbone.module.state_dict().items())
 
 
 def test_a_held_out_fit_that_trains_the_body_puts_the_weights_back(spam_frame):

@@ -14,10 +14,13 @@ measured (cross-validating 8 examples picks the worse arm too often): auto uses 
 that size for the modality (``FEW_SHOT``: contrastive training for texts), when the backbone can train and the
 time budget covers it, and feature extraction otherwise. From ``AUTO_MIN_PER_CLASS`` to ``HOLDOUT_MAX_PER_CLASS``
 that strategy is the incumbent of a cheaper contest (:func:`_holdout_contest`): it and the cheap arms are fitted
-on two thirds of the data and scored on the same last third, and a cheap arm replaces it only when it wins there
-by more than ``AUTO_MARGIN`` and ``HOLDOUT_Z`` bootstrap standard errors of the difference. The body trains twice
-(on two thirds, then on everything) instead of once per fold and arm: the full contest cost about six contrastive
-fits at 16 labels per class and chose no better on ``benchmarks/text_fewshot.py``.
+on the same part of the data and scored on the rest, and a cheap arm replaces it only when it wins there by more
+than ``AUTO_MARGIN`` and ``HOLDOUT_Z`` bootstrap standard errors of the difference. The part scored is the one the
+strategy holds out itself to stop early on (contrastive's ``top`` recipe: a fifth), so its body trains once and
+its model is kept when it wins; early stopping read that part to pick its round, which leans the contest a little
+toward the incumbent, as the rule already does. Without such a part (the ``full`` recipe for short texts) it is a
+held-out third, and the body trains twice (on two thirds, then on everything). The full contest cost about six
+contrastive fits at 16 labels per class and chose no better on ``benchmarks/text_fewshot.py``.
 
 On large data (``SCREEN_MIN_N`` examples or more) where no arm that trains the body fits the time budget, the cheap
 arms are first compared on a stratified sample of ``SCREEN_N`` examples: when a from-scratch model beats the frozen
@@ -239,27 +242,41 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
 
 def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel | None:
     """The few-shot strategy (``FEW_SHOT``) against the frozen head and the cheap from-scratch arms, all fitted on
-    two thirds of the data and scored on the last third; None when no few-shot strategy applies or the time budget
-    does not cover training it twice (then the full contest runs)."""
+    the same part and scored on the rest: the part the strategy holds out itself to stop early on, when it holds
+    one (then its body trains once, and its model is kept when it wins), else a held-out third (then the body
+    trains twice: on two thirds, then on everything). None when no few-shot strategy applies or the time budget
+    does not cover the training (then the full contest runs)."""
     backbone, encoder, config = run.backbone, run.encoder, run.config
     choice = FEW_SHOT.get(backbone.modality)
     if choice is None or not backbone.trainable or encoder.task not in STRATEGIES.get(choice).tasks:
         return None
-    keys = [row_key(value) for value in run.target]
-    train, held = train_test_indices(keys, test_size=HOLDOUT_SHARE, task=run.task, seed=config.seed)
-    work = STRATEGIES.get(choice).module().training_work
-    (part_work, blocks), (all_work, _) = work(run, len(train)), work(run, len(run.inputs))
-    estimate = _estimate_seconds(backbone, run.inputs, part_work + all_work, blocks, config)
+    module = STRATEGIES.get(choice).module()
+    own_train, own_held = module.held_out_part(run)
+    all_work, blocks = module.training_work(run, len(run.inputs))
+    if own_held is not None:
+        train, held, where = own_train, own_held, f"the part {choice} held out to stop early on"
+    else:
+        keys = [row_key(value) for value in run.target]
+        train, held = train_test_indices(keys, test_size=HOLDOUT_SHARE, task=run.task, seed=config.seed)
+        all_work += module.training_work(run, len(train))[0]
+        where = "a held-out third"
+    estimate = _estimate_seconds(backbone, run.inputs, all_work, blocks, config)
     if estimate > run.settings("auto").time_budget - (time.perf_counter() - start):
         return None
     scratch = [
         name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
         if STRATEGIES.get(name).cost == "cheap"
     ]  # fmt: skip
-    embeddings = run.embeddings()
+    embeddings = run.embeddings()  # frozen, before the body moves
     head, _ = fit_head(embeddings[train], run.target[train], encoder, config)
-    scores = {choice: _held_scores(choice, run, train, held), "feature-extraction": head.scores(embeddings[held])}
+    scores = {"feature-extraction": head.scores(embeddings[held])}
     scores.update({name: _held_scores(name, run, train, held) for name in scratch})
+    incumbent, original = None, {}
+    if own_held is not None:
+        original = {n: p.detach().clone() for n, p in backbone.module.state_dict().items()}
+        incumbent, scores[choice] = module.fit_scored(run)
+    else:
+        scores[choice] = _held_scores(choice, run, train, held)
     truth = run.target[held]
     values = {name: validation_score(s, truth, encoder) for name, s in scores.items()}
     errors = paired_bootstrap_errors(scores, choice, truth, encoder.task, config.seed)
@@ -270,7 +287,7 @@ def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel 
     metric = "minus MSE" if encoder.task == "regression" else "macro-F1"
     listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
     reason = (
-        f"{chosen}: {metric} on a held-out third ({len(held)} examples) {listed}; with {smallest} labeled examples "
+        f"{chosen}: {metric} on {where} ({len(held)} examples) {listed}; with {smallest} labeled examples "
         f"per class {choice} is kept unless another arm beats it there by more than {AUTO_MARGIN} and {HOLDOUT_Z} "
         "bootstrap standard errors (fine-tuning is not measured below "
         f"{HOLDOUT_MAX_PER_CLASS} per class: it lost to {choice} at 8 per class, {FEW_SHOT_EVIDENCE})"
@@ -278,9 +295,11 @@ def _holdout_contest(run: FitRun, smallest: int, start: float) -> TransferModel 
     if chosen in scratch:
         reason += "; transfer did not pay on these data (a from-scratch baseline scored higher), so it is not used"
     decision = {"holdout": len(held), "per_class": smallest, "scores": {k: round(v, 4) for k, v in values.items()}}
+    if incumbent is not None and chosen != choice:  # the frozen head and the scratch arms need the original body
+        restore(backbone, {n: original[n] for n in incumbent.finetuned})
     if chosen == "feature-extraction":
         return _frozen_head(run, decision, reason, start)
-    model = STRATEGIES.get(chosen).implementation()(run)
+    model = incumbent if chosen == choice and incumbent is not None else STRATEGIES.get(chosen).implementation()(run)
     model.info["auto"] = {**decision, "chosen": chosen, "reason": reason}
     return _announce(model, start)
 

@@ -196,8 +196,29 @@ def balanced_batches(target: np.ndarray, task: str, batch_size: int, generator: 
         yield batch
 
 
+def held_out_part(run: FitRun) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training part, held-out part or None) of ``run``'s inputs: the recipe ``top`` holds out a stratified
+    validation split to stop early on from ``EARLY_STOPPING_MIN_PER_CLASS`` labels per class; otherwise every input
+    trains. Its own split, also when auto hands it a run split for the strategies that early-stop on fit_model's."""
+    if recipe_of(run).early_stopping and per_class(run.target, run.encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
+        keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
+        return validation_split(keys, run.encoder.task, run.config)
+    return np.arange(len(run.inputs)), None
+
+
 def fit(run: FitRun) -> TransferModel:
     """Contrastive training of the top blocks (or their LoRA adapters), then the head on every training example."""
+    return _fit(run, score_held_out=False)[0]
+
+
+def fit_scored(run: FitRun) -> tuple[TransferModel, np.ndarray | None]:
+    """:func:`fit`, and the scores on the held-out part (:func:`held_out_part`, None without one) of a head fitted
+    on the moved embeddings of the training part only: what auto's contest compares (early stopping read that part
+    too, to pick the round, so the scores lean a little in contrastive's favour)."""
+    return _fit(run, score_held_out=True)
+
+
+def _fit(run: FitRun, *, score_held_out: bool) -> tuple[TransferModel, np.ndarray | None]:
     settings = run.settings("contrastive")
     backbone, config, encoder = run.backbone, run.config, run.encoder
     if settings.end_to_end_epochs and config.adapter != "none":
@@ -205,13 +226,8 @@ def fit(run: FitRun) -> TransferModel:
             "the end-to-end phase trains the weights the adapters were merged into; with --adapter lora set "
             "--end-to-end-epochs 0"
         )
-    # It holds out its own validation part (or none): every input of the run is its training data, also when
-    # auto hands it a run split for the strategies that early-stop on fit_model's split.
-    fit_part, valid = np.arange(len(run.inputs)), None
     recipe = recipe_of(run)
-    if recipe.early_stopping and per_class(run.target, encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
-        keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
-        fit_part, valid = validation_split(keys, encoder.task, config)
+    fit_part, valid = held_out_part(run)
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
     body = open_body(backbone, config, weight_decay=config.weight_decay, layers=recipe.layers,
                      learning_rate=recipe.learning_rate)  # fmt: skip
@@ -282,6 +298,9 @@ def fit(run: FitRun) -> TransferModel:
         head_info = {"head": "linear"}
     else:
         head, head_info = fit_head(embeddings, run.target, encoder, config)
+    held_scores = None
+    if score_held_out and valid is not None:
+        held_scores = fit_head(embeddings[fit_part], run.target[fit_part], encoder, config)[0].scores(embeddings[valid])
     info = {
         **head_info,
         "trained_blocks": [body.blocks.start, body.blocks.stop - 1],
@@ -300,10 +319,11 @@ def fit(run: FitRun) -> TransferModel:
         "history": result.history,
         "end_to_end": end_to_end,
     }
-    return TransferModel(
+    model = TransferModel(
         backbone=backbone, head=head, target=encoder, config=config, strategy="contrastive", finetuned=changed,
         adapter=adapter, info=info,
     )  # fmt: skip
+    return model, held_scores
 
 
 def _end_to_end(run: FitRun, embeddings: np.ndarray, fit_part: np.ndarray, valid, settings, recipe: Recipe):
