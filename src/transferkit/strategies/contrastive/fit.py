@@ -39,6 +39,7 @@ from sklearn.metrics import f1_score
 from transferkit.errors import TransferKitError
 from transferkit.heads import fit_linear_head
 from transferkit.model import TransferModel
+from transferkit.progress import say
 from transferkit.strategies.body import (
     caches_prefix,
     close_body,
@@ -227,6 +228,8 @@ def _fit(run: FitRun, *, score_held_out: bool) -> tuple[TransferModel, np.ndarra
             "--end-to-end-epochs 0"
         )
     recipe = recipe_of(run)
+    layers = "every layer" if recipe.layers == -1 else f"the top {recipe.layers} blocks"
+    say(f"contrastive: the {recipe.name} recipe, {layers} ({recipe.reason})", quiet=config.quiet)
     fit_part, valid = held_out_part(run)
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
     body = open_body(backbone, config, weight_decay=config.weight_decay, layers=recipe.layers,
