@@ -88,14 +88,12 @@ def recipe_of(run: FitRun) -> Recipe:
     settings = run.settings("contrastive")
     name, reason = settings.contrastive_recipe, "--contrastive-recipe"
     if name == "auto":
-        tokens, limit = mean_tokens(run.backbone, run.inputs), None
-        max_length = getattr(run.backbone, "max_length", None)
-        if tokens is not None and max_length:
-            limit = SHORT_SHARE * max_length
-        name = "full" if limit is not None and tokens <= limit else "top"
-        if limit is None:
-            reason = "auto: inputs without tokens"
+        tokens = mean_tokens(run.backbone, run.inputs)
+        if tokens is None:
+            name, reason = "top", "auto: inputs without tokens"
         else:
+            limit = SHORT_SHARE * run.backbone.max_length
+            name = "full" if tokens <= limit else "top"
             reason = f"auto: mean {tokens:.1f} tokens, {'at most' if name == 'full' else 'over'} {limit:g}"
     if name == "full":
         return Recipe("full", -1, FULL_LEARNING_RATE, "cosine", FULL_PASSES, False, reason)
@@ -197,11 +195,12 @@ def balanced_batches(target: np.ndarray, task: str, batch_size: int, generator: 
         yield batch
 
 
-def held_out_part(run: FitRun) -> tuple[np.ndarray, np.ndarray | None]:
+def held_out_part(run: FitRun, recipe: Recipe | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(training part, held-out part or None) of ``run``'s inputs: the recipe ``top`` holds out a stratified
     validation split to stop early on from ``EARLY_STOPPING_MIN_PER_CLASS`` labels per class; otherwise every input
-    trains. Its own split, also when auto hands it a run split for the strategies that early-stop on fit_model's."""
-    if recipe_of(run).early_stopping and per_class(run.target, run.encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
+    trains. Its own split, also when auto hands it a run split for the strategies that early-stop on fit_model's.
+    ``recipe``: :func:`recipe_of` the run, when the caller has it already."""
+    if (recipe or recipe_of(run)).early_stopping and per_class(run.target, run.encoder) >= EARLY_STOPPING_MIN_PER_CLASS:
         keys = [row.tobytes() if isinstance(row, np.ndarray) else int(row) for row in run.target]
         return validation_split(keys, run.encoder.task, run.config)
     return np.arange(len(run.inputs)), None
@@ -230,7 +229,7 @@ def _fit(run: FitRun, *, score_held_out: bool) -> tuple[TransferModel, np.ndarra
     recipe = recipe_of(run)
     layers = "every layer" if recipe.layers == -1 else f"the top {recipe.layers} blocks"
     say(f"contrastive: the {recipe.name} recipe, {layers} ({recipe.reason})", quiet=config.quiet)
-    fit_part, valid = held_out_part(run)
+    fit_part, valid = held_out_part(run, recipe)
     inputs, target = [run.inputs[i] for i in fit_part], run.target[fit_part]
     body = open_body(backbone, config, weight_decay=config.weight_decay, layers=recipe.layers,
                      learning_rate=recipe.learning_rate)  # fmt: skip
