@@ -13,6 +13,9 @@ batch size, 16 for transferkit and SetFit; --batch-size sets transferkit's, e.g.
   tk-con          transferkit strategy="contrastive"
   tk-con-lora     transferkit strategy="contrastive", adapter="lora"
   tk-auto         transferkit strategy="auto"
+  (each tk-* run also gives the row METHOD/unblended: the same fitted model with its n-gram blend removed, or the
+  model itself where the rule left the n-grams out, so the pair measures the blend alone; its seconds are the
+  blended run's, the rule included)
   st-logreg       sentence-transformers embeddings + scikit-learn LogisticRegression() (defaults)
   setfit-paper    SetFit 1.x with the paper's setting: num_iterations=20, 1 epoch, batch 16
   setfit-default  SetFit 1.x with its library defaults (TrainingArguments())
@@ -62,7 +65,12 @@ def transferkit_method(strategy: str, **settings):
         with tempfile.TemporaryDirectory() as cache:
             model = TransferClassifier(strategy=strategy, random_state=seed, cache_dir=cache, max_length=MAX_LENGTH,
                                        batch_size=int(os.environ.get("TK_BATCH_SIZE", "16")), **settings)  # fmt: skip
-            return model.fit(train_x, train_y).predict(test_x)
+            predicted = model.fit(train_x, train_y).predict(test_x)
+            unblended = predicted
+            if model.model_.ngrams is not None:
+                model.model_.ngrams = None
+                unblended = model.predict(test_x)
+            return {"": predicted, "/unblended": unblended}
 
     return run
 
@@ -127,15 +135,17 @@ def run_one(method: str, train_x, train_y, test_x, seed: int, results) -> None:
     """One method's fit + predict, in a fresh process: wall seconds and peak RSS of this process."""
     start = time.perf_counter()
     predicted = METHODS[method](train_x, train_y, test_x, seed)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start  # (the unblended row's predictions, made after, are not timed)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    results.put((np.asarray(predicted).astype(str).tolist(), seconds, peak_mb))
+    rows = predicted if isinstance(predicted, dict) else {"": predicted}
+    results.put(({suffix: np.asarray(p).astype(str).tolist() for suffix, p in rows.items()}, seconds, peak_mb))
     from joblib.externals.loky import get_reusable_executor  # scikit-learn's parallel workers, when it started them
 
     get_reusable_executor().shutdown(wait=True)
 
 
-def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[list[str], float, float]:
+def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[dict[str, list[str]], float, float]:
+    """{row-name suffix: predictions} (suffix "" for the method itself), wall seconds and peak RSS MB."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=run_one, args=(method, train_x, train_y, test_x, seed, results))
@@ -200,27 +210,20 @@ def main() -> None:
                 chosen = pool[sample(y[pool], budget, seed)]
                 train_x, train_y = texts[chosen].tolist(), y[chosen].tolist()
                 for method in methods:
-                    predicted, seconds, peak_mb = isolated(method, train_x, train_y, test_x, seed)
-                    score = f1_score(test_y, np.asarray(predicted), average="macro")
-                    rows.append(
-                        {
-                            "dataset": name,
-                            "budget": budget,
-                            "seed": seed,
-                            "method": method,
-                            "macro_f1": float(score),
-                            "seconds": seconds,
-                            "peak_mb": peak_mb,
-                        }
-                    )
-                    print(
-                        f"{name:14s} {budget:3d}/class seed {seed} {method:14s} macro-F1 {score:.3f} {seconds:7.1f}s "
-                        f"{peak_mb:6.0f} MB",
-                        flush=True,
-                    )
+                    outputs, seconds, peak_mb = isolated(method, train_x, train_y, test_x, seed)
+                    for suffix, predicted in outputs.items():
+                        score = f1_score(test_y, np.asarray(predicted), average="macro")
+                        row = {"dataset": name, "budget": budget, "seed": seed, "method": method + suffix,
+                               "macro_f1": float(score), "seconds": seconds, "peak_mb": peak_mb}  # fmt: skip
+                        rows.append(row)
+                        print(
+                            f"{name:14s} {budget:3d}/class seed {seed} {row['method']:18s} macro-F1 {score:.3f} "
+                            f"{seconds:7.1f}s {peak_mb:6.0f} MB",
+                            flush=True,
+                        )
                 Path(args.output).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.output).write_text(json.dumps(rows, indent=1))
-    print_table(rows, methods)
+    print_table(rows, list(dict.fromkeys(r["method"] for r in rows)))
 
 
 def print_table(rows: list[dict], methods: list[str]) -> None:

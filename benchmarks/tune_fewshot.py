@@ -9,7 +9,9 @@ it prints the dev macro-F1 of every variant per data set and the mean.
 Run:  python benchmarks/tune_fewshot.py --variants 'base={}' 't0.1={"temperature": 0.1}' --budget 8 --seeds 2
 (a variant is NAME=JSON, split at the first "="; a key "_NAME" sets the contrastive strategy's module constant
 NAME for that variant, e.g. "_passes": 60 the step budget's passes, "_early_stopping_min_per_class": 1000;
-NAME=METHOD runs a method of text_fewshot.py instead, e.g. 'setfit=setfit-paper', on the same samples)
+NAME=METHOD runs a method of text_fewshot.py instead, e.g. 'setfit=setfit-paper', on the same samples).
+A transferkit variant whose model has an n-gram blend (``ngrams="auto"``, the default) is also scored with the
+blend removed, as the row NAME/unblended: the same fitted model, so the pair measures the blend alone.
 """
 
 from __future__ import annotations
@@ -47,14 +49,22 @@ def dev_split(name: str):
     return texts, y, train_pool, dev
 
 
-def _transferkit(settings: dict, strategy: str, train_x: list, train_y: list, dev_x: list, seed: int) -> list:
+def _transferkit(
+    settings: dict, strategy: str, train_x: list, train_y: list, dev_x: list, seed: int
+) -> tuple[list, list | None]:
+    """Dev predictions, and those of the same model without its n-gram blend (None when it has none)."""
     with tempfile.TemporaryDirectory() as cache:
         settings = {"strategy": strategy, **settings}
         # "_name": the contrastive strategy's module constant NAME (e.g. the step budget's passes)
         for constant, value in CONSTANTS.items():
             setattr(contrastive_fit, constant, settings.pop(f"_{constant.lower()}", value))
         model = TransferClassifier(random_state=seed, cache_dir=cache, max_length=MAX_LENGTH, verbose=False, **settings)
-        return model.fit(train_x, train_y).predict(dev_x)
+        predicted = model.fit(train_x, train_y).predict(dev_x)
+        fitted = model.model_
+        if fitted.ngrams is None:
+            return predicted, None
+        fitted.ngrams = None
+        return predicted, model.predict(dev_x)
 
 
 def main() -> None:
@@ -66,7 +76,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     variants = dict(item.split("=", 1) for item in args.variants)
-    scores: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    scores: dict[str, dict[str, list[float]]] = {}
     for name in args.datasets.split(","):
         texts, y, train_pool, dev = dev_split(name)
         for seed in range(100, 100 + args.seeds):
@@ -74,15 +84,21 @@ def main() -> None:
             for variant, settings in variants.items():
                 start = time.perf_counter()
                 train_x, train_y, dev_x = texts[chosen].tolist(), y[chosen].tolist(), texts[dev].tolist()
+                unblended = None
                 if settings in METHODS:  # a method of text_fewshot.py as the reference, e.g. setfit-paper
                     predicted = METHODS[settings](train_x, train_y, dev_x, seed)
                 else:
-                    predicted = _transferkit(json.loads(settings), args.strategy, train_x, train_y, dev_x, seed)
-                score = f1_score(y[dev], predicted, average="macro")
-                scores[variant].setdefault(name, []).append(score)
-                print(
-                    f"{name:15s} seed {seed} {variant:20s} {score:.3f} {time.perf_counter() - start:6.1f}s", flush=True
-                )
+                    predicted, unblended = _transferkit(
+                        json.loads(settings), args.strategy, train_x, train_y, dev_x, seed
+                    )
+                seconds = time.perf_counter() - start
+                rows = {variant: predicted}
+                if settings not in METHODS:  # without a blend, the unblended row is the model itself
+                    rows[f"{variant}/unblended"] = predicted if unblended is None else unblended
+                for row, predictions in rows.items():
+                    score = f1_score(y[dev], predictions, average="macro")
+                    scores.setdefault(row, {}).setdefault(name, []).append(score)
+                    print(f"{name:15s} seed {seed} {row:24s} {score:.3f} {seconds:6.1f}s", flush=True)
     names = args.datasets.split(",")
     print("\n| variant | " + " | ".join(names) + " | mean |")
     print("|" + "---|" * (len(names) + 2))

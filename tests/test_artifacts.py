@@ -27,6 +27,7 @@ def test_save_load_same_predictions(tmp_path, spam_frame, backbone, strategy):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["config.json", "head.safetensors", "metrics.json"]
         + (["backbone.safetensors"] if strategy == "finetune" else [])
+        + (["ngrams.json", "ngrams.safetensors"] if model.ngrams is not None else [])
     )
     loaded = tk.load(folder)
     np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-5)

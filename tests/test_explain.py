@@ -40,7 +40,8 @@ def keyword_texts(n: int, seed: int, keyword: str = "zebra") -> tuple[list[str],
 
 
 def fit(texts, labels, backbone, strategy="feature-extraction", task="classification", **settings):
-    config = FitConfig(strategy=strategy, quiet=True, **settings)
+    """Without the n-gram blend: these tests explain the encoder (tests/test_ngrams.py explains a blended model)."""
+    config = FitConfig(strategy=strategy, quiet=True, ngrams="off", **settings)
     return fit_model(texts, labels, task=task, backbone=backbone, config=config)
 
 
@@ -322,6 +323,7 @@ def test_fit_report_shows_explained_test_examples(minilm_model, keyword_data):
 def test_fit_writes_the_explained_examples_into_the_model_report(minilm, keyword_data, tmp_path):
     (texts, labels), _ = keyword_data
     frame = pd.DataFrame({"text": texts[:40], "label": labels[:40]})
-    transferkit.fit(frame, backbone=minilm, strategy="feature-extraction", output=tmp_path / "model", quiet=True)
+    transferkit.fit(frame, backbone=minilm, strategy="feature-extraction", ngrams="off", output=tmp_path / "model",
+                    quiet=True)  # fmt: skip
     report = (tmp_path / "model" / "report.html").read_text(encoding="utf-8")
     assert "Test examples explained" in report and "integrated-gradients" in report

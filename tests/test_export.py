@@ -17,7 +17,8 @@ from transferkit.export.runtime import ExportedModel, is_exported
 
 pytest.importorskip("onnxruntime", reason="needs the deploy extra: pip install -e '.[deploy]'")
 
-TOY = {"backbone": "toy-text", "quiet": True, "seed": 0}
+# Without the n-gram blend: these tests export the encoder (tests/test_ngrams.py exports blended models).
+TOY = {"backbone": "toy-text", "quiet": True, "seed": 0, "ngrams": "off"}
 ODD_TEXTS = ["", "ok", "Ünïcödé 🙂 and 3.14", "free money " * 80]
 
 
@@ -87,7 +88,7 @@ def test_word_vector_tables_export_with_their_tokenizers(spam_frame, afinn_frame
 def test_the_runtime_tokenizes_and_pads_as_the_backbone_does(spam_frame, tmp_path):
     """tokenizer.json + the runtime's padding give MiniLM exactly the tensors its Hugging Face tokenizer gave."""
     model = tk.fit(spam_frame, text_col="text", label_col="label", backbone="minilm", strategy="feature-extraction",
-                   quiet=True)  # fmt: skip
+                   quiet=True, ngrams="off")  # fmt: skip
     model.export(tmp_path / "e")
     exported = ExportedModel(tmp_path / "e")
     texts = list(spam_frame["text"][:8]) + ODD_TEXTS

@@ -28,6 +28,7 @@ from transferkit.files import atomic_folder, has_format, write_json
 from transferkit.heads import head_from_state
 from transferkit.model import TransferModel
 from transferkit.state import STATE_PARTS, StatePart, register_state_part
+from transferkit.strategies import ngrams as _ngrams  # noqa: F401  (declares the "ngrams" state part)
 from transferkit.strategies.registry import STRATEGIES
 from transferkit.targets import TargetEncoder
 
@@ -133,7 +134,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         raise ModelFolderError(f"model folder {str(path)!r} is damaged: {HEAD} is missing; fit the model again")
     parts = _parts_of(path, config)
     settings = FitConfig.from_json({**config.get("settings", {}), "quiet": True, "cache_dir": cache_dir})
-    loaded: dict[str, Any] = {"backbone": None, "head": None, "finetuned": [], "adapter": None}
+    loaded: dict[str, Any] = {"backbone": None, "head": None, "finetuned": [], "adapter": None, "ngrams": None}
     for part in parts:
         if part.order >= BACKBONE_READY and loaded["backbone"] is None:
             loaded["backbone"] = _pretrained_backbone(path, config["backbone"])
@@ -154,6 +155,7 @@ def load_model(path: str | Path, *, cache_dir: str | None = None) -> TransferMod
         finetuned=loaded["finetuned"],
         adapter=loaded["adapter"],
         info=config.get("training", {}),
+        ngrams=loaded["ngrams"],
     )
     model.metrics = config.get("metrics", {})
     model.data_info = config.get("data", {})

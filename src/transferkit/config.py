@@ -19,6 +19,7 @@ from transferkit.strategies.registry import STRATEGIES, check_options, strategy_
 
 HEADS = ("logistic", "ridge", "mlp")
 ADAPTERS = ("none", "lora")
+NGRAMS = ("auto", "off")
 DEFAULT_STRATEGY = "auto"
 # Settings that describe where a run computes, keeps its files or how it talks, not how the model is trained:
 # left out of the saved model's settings.
@@ -80,6 +81,10 @@ class FitConfig:
     adapt: str = setting(
         "auto", "With unlabeled target inputs: domain adaptation (auto: measured by reverse validation, else none)",
         choices=lambda: list(ADAPT_METHODS),
+    )  # fmt: skip
+    ngrams: str = setting(
+        "auto", "Text classifiers: blend in a TF-IDF n-gram model where n-grams alone come close to the backbone "
+        "(auto: measured by cross-validation before training)", choices=lambda: list(NGRAMS),
     )  # fmt: skip
     max_length: int = setting(128, "Tokens kept per text (longer texts are truncated)",
                               check=lambda v: v >= 8, rule=">= 8 tokens")  # fmt: skip

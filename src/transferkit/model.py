@@ -42,6 +42,8 @@ class TransferModel:
         adapter: LoRA adapters merged into the backbone (``{"config", "tensors", "merged"}``); the model folder
             keeps these instead of the merged weights.
         info: Training facts (validation scores, epochs, why ``auto`` chose what it chose...).
+        ngrams: A TF-IDF n-gram model blended into the scores (text classifiers; see
+            :mod:`transferkit.strategies.ngrams`), or None.
         temperature: Probabilities come from ``scores / temperature`` (1 = uncalibrated; see :meth:`calibrate`).
     """
 
@@ -56,6 +58,7 @@ class TransferModel:
         finetuned: list[str] | None = None,
         adapter: dict[str, Any] | None = None,
         info: dict[str, Any] | None = None,
+        ngrams: Any = None,
     ) -> None:
         self.backbone = backbone
         self.head = head
@@ -65,6 +68,7 @@ class TransferModel:
         self.finetuned = finetuned or []
         self.adapter = adapter
         self.info = info or {}
+        self.ngrams = ngrams
         self.metrics: dict[str, Any] = {}
         self.data_info: dict[str, Any] = {}
         self.temperature = 1.0
@@ -94,7 +98,12 @@ class TransferModel:
             return self.backbone.encode(inputs, progress=advance)
 
     def scores(self, inputs: Sequence[Any], *, quiet: bool = True) -> np.ndarray:
-        return self.head.scores(self.embeddings(inputs, quiet=quiet))
+        """Logits (standardised values for regression): the head's, blended with the n-gram model's if any."""
+        return self.blend(self.head.scores(self.embeddings(inputs, quiet=quiet)), inputs)
+
+    def blend(self, scores: np.ndarray, inputs: Sequence[Any]) -> np.ndarray:
+        """The head's ``scores`` on ``inputs`` with the n-gram model blended in (unchanged without one)."""
+        return scores if self.ngrams is None else self.ngrams.blend(scores, list(inputs))
 
     def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes); per-label probabilities for multi-label."""

@@ -125,6 +125,8 @@ def compare(
             budgets) to take longer than this is skipped at that budget, and the result says so.
         rounds: Bootstrap rounds for the intervals.
         **settings: :class:`~transferkit.config.FitConfig` fields for the transfer arms (max_length, epochs...).
+            The transfer arms run without the n-gram blend (``ngrams="off"``) unless ``ngrams`` is given: the
+            verdicts say what the pre-trained backbone brings over the n-gram baseline, not over itself.
 
     Returns:
         JSON-ready results: ``runs``, ``curves``, ``gains`` (verdict per budget), ``savings``, ``summary``,
@@ -137,6 +139,7 @@ def compare(
     for strategy in strategies:
         if strategy not in transfer:
             raise TransferKitError(f"unknown strategy {strategy!r}; choose from {', '.join(transfer)}")
+    settings = {"ngrams": "off", **settings}
     base = FitConfig.from_settings(quiet=True, **{k: v for k, v in settings.items() if k not in ("strategy", "quiet")})
     if backbone is None:
         backbone = DEFAULT_BACKBONES[data.extra.get("modality") or infer_modality(data.inputs[:1])]

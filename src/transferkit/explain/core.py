@@ -155,11 +155,18 @@ def resolve_targets(
     return [Target(name, index)]
 
 
-def choose_method(backbone: Any, method: str) -> str:
+def choose_method(backbone: Any, method: str, *, blended: bool = False) -> str:
     """The method to run for ``backbone``: "integrated-gradients" where gradients flow through a PyTorch text
-    or image backbone, else "occlusion"."""
+    or image backbone, else "occlusion" (also for a model with an n-gram blend: no gradient reaches n-grams)."""
     if method not in METHODS:
         raise ExplainError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if blended and method == "integrated-gradients":
+        raise ExplainError(
+            "integrated gradients cannot follow this model's n-gram blend (counts have no gradient); use "
+            "method='occlusion' (--method occlusion), or fit with ngrams='off'"
+        )
+    if blended:
+        return "occlusion"
     gradients = (
         isinstance(backbone, Backbone)
         and backbone.trainable

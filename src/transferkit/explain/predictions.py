@@ -54,7 +54,7 @@ def explain(
     """
     backbone = model.backbone
     modality = getattr(backbone, "modality", "text")
-    chosen = choose_method(backbone, method)
+    chosen = choose_method(backbone, method, blended=getattr(model, "ngrams", None) is not None)
     items = check_inputs(inputs, modality)
     if steps is not None and steps < 1:
         raise ExplainError(f"steps must be at least 1, got {steps}; leave it out to choose automatically")

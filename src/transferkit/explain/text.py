@@ -160,7 +160,7 @@ def occlusion(model: Any, text: str, target: Target) -> dict[str, Any]:
     variants = [text]
     for start, end in spans:
         variants.append(f"{text[:start].rstrip()} {text[end:].lstrip()}".strip())
-    raw = model.head.scores(model.backbone.encode(variants))
+    raw = model.blend(model.head.scores(model.backbone.encode(variants)), variants)
     scores = np.asarray(target.of(np.asarray(raw)), dtype=np.float64)
     return {
         "tokens": [text[s:e] for s, e in spans],

@@ -53,7 +53,8 @@ class _ClipGraph(torch.nn.Module):
 
 
 class _Graph(torch.nn.Module):
-    """``outputs(head(backbone.forward(inputs)))`` as one module, for a torch backbone."""
+    """``outputs(head(backbone.forward(inputs)))`` as one module, for a torch backbone; with an n-gram blend the
+    last input is the n-gram counts and the logits are blended as :meth:`NgramBlend.blend` blends them."""
 
     def __init__(self, model: Any, names: list[str]) -> None:
         super().__init__()
@@ -61,30 +62,47 @@ class _Graph(torch.nn.Module):
         self.head = _head_module(model.head)
         self.outputs = outputs_module(model)
         self.backbone, self.names = [model.backbone], names  # a list: the backbone itself is not a module
+        blend = model.ngrams
+        self.ngrams = None if blend is None else torch.nn.Sequential(_Tfidf(blend.features), _head_module(blend.head))
+        self.weight = 0.0 if blend is None else blend.weight
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        if self.ngrams is not None:
+            *tensors, counts = tensors
         batch = dict(zip(self.names, tensors, strict=True))
-        return self.outputs(self.head(self.backbone[0].forward(batch)))
+        scores = self.head(self.backbone[0].forward(batch))
+        if self.ngrams is not None:
+            scores = (1.0 - self.weight) * scores + self.weight * self.ngrams(counts)
+        return self.outputs(scores)
 
 
-class _TfidfGraph(torch.nn.Module):
+class _Tfidf(torch.nn.Module):
     """n-gram counts -> sublinear tf x idf, each part (word, character) L2-normalised as scikit-learn's
-    ``TfidfVectorizer`` does -> head -> outputs (the ``tfidf-lr`` model; :mod:`transferkit.export.ngrams` counts)."""
+    ``TfidfVectorizer`` does (:mod:`transferkit.export.ngrams` counts)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, features: Any) -> None:
         super().__init__()
-        features = model.backbone
         idf = [vectorizer.idf_ for vectorizer in (features.word, features.char)]
         self.register_buffer("idf", torch.from_numpy(np.concatenate(idf).astype(np.float32)))
         self.split = len(idf[0])
-        self.head = _head_module(model.head)
-        self.outputs = outputs_module(model)
 
     def forward(self, counts: torch.Tensor) -> torch.Tensor:
         weights = torch.where(counts > 0, 1.0 + torch.log(counts.clamp(min=1.0)), torch.zeros_like(counts)) * self.idf
         parts = [weights[:, : self.split], weights[:, self.split :]]
-        normalised = [part / part.norm(dim=1, keepdim=True).clamp(min=1e-12) for part in parts]
-        return self.outputs(self.head(torch.cat(normalised, dim=1)))
+        return torch.cat([part / part.norm(dim=1, keepdim=True).clamp(min=1e-12) for part in parts], dim=1)
+
+
+class _TfidfGraph(torch.nn.Module):
+    """n-gram counts -> TF-IDF -> head -> outputs (the ``tfidf-lr`` model)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.features = _Tfidf(model.backbone)
+        self.head = _head_module(model.head)
+        self.outputs = outputs_module(model)
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        return self.outputs(self.head(self.features(counts)))
 
 
 def ngram_parts(features: Any) -> list[dict[str, Any]]:
@@ -224,25 +242,32 @@ def _write_graph(model: Any, kind: str, path: Path, examples: list[Any]) -> dict
     else:
         names, axes = ["pixels"], {"pixels": {0: "batch"}}
     axes[output] = {0: "batch"}
-    export_module(_Graph(model, names), tuple(batch[n] for n in names), names, axes, path, output=output)
+    graph, tensors = _Graph(model, names), tuple(batch[n] for n in names)
+    blended = graph.ngrams is not None
+    if blended:  # the n-gram counts come last
+        tensors += (torch.ones(len(examples), model.ngrams.features.dim),)
+        axes["counts"] = {0: "batch"}
+    export_module(graph, tensors, [*names, "counts"] if blended else names, axes, path, output=output)
     if kind == "transformer":
         tokenizer = backbone.tokenizer
         return {
             "kind": "tokens", "names": names, "max_length": backbone.max_length,
-            "pad_id": int(tokenizer.pad_token_id), "pad_token": tokenizer.pad_token,
+            "pad_id": int(tokenizer.pad_token_id), "pad_token": tokenizer.pad_token, "ngrams": blended,
         }  # fmt: skip
     if kind == "static" and hasattr(backbone.tokenizer, "tokenizer"):  # word pieces, no special tokens
         return {
             "kind": "tokens", "names": names, "max_length": backbone.max_length, "pad_id": 0, "pad_token": "[PAD]",
-            "special_tokens": False,
+            "special_tokens": False, "ngrams": blended,
         }  # fmt: skip
     if kind == "static":
-        return {"kind": "words", "names": names, "max_length": backbone.max_length}
+        return {"kind": "words", "names": names, "max_length": backbone.max_length, "ngrams": blended}
     return {"kind": "pixels", "names": names, "data_config": backbone.data_config}
 
 
 def _write_inputs(model: Any, kind: str, folder: Path) -> None:
     tokenizer = model.backbone.tokenizer if kind in ("transformer", "static") else None
+    if getattr(model, "ngrams", None) is not None:
+        write_json(folder / runtime.NGRAMS, ngram_parts(model.ngrams.features))
     if kind == "transformer":
         tokenizer.backend_tokenizer.save(str(folder / runtime.TOKENIZER))
     elif kind == "static" and hasattr(tokenizer, "tokenizer"):

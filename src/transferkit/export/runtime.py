@@ -82,6 +82,10 @@ class ExportedModel:
             self._tokenizer = word_ids(json.loads(_file(path, VOCABULARY).read_text(encoding="utf-8")))
         elif self.inputs["kind"] == "ngrams":
             self._tokenizer = NgramCounter(json.loads(_file(path, NGRAMS).read_text(encoding="utf-8")))
+        # A text model with an n-gram blend also reads each text's n-gram counts.
+        self._ngrams = None
+        if self.inputs.get("ngrams"):
+            self._ngrams = NgramCounter(json.loads(_file(path, NGRAMS).read_text(encoding="utf-8")))
         elif self.inputs["kind"] == "ge2e":
             self._mel_filters = np.asarray(json.loads(_file(path, MEL_FILTERS).read_text()), dtype=np.float32)
             self._trimmer = SpeechTrimmer(_file(path, VAD)) if self.inputs["trim"] else None
@@ -133,7 +137,8 @@ class ExportedModel:
         return self.predict_outputs(inputs, quiet=quiet)[0]
 
     def _prepare(self, items: list[Any]) -> list[Any]:
-        """Texts as (token ids, token type ids), tokenized once and truncated; other inputs unchanged."""
+        """Texts as (token ids, token type ids, n-gram counts or None), tokenized once and truncated; other inputs
+        unchanged."""
         kind = self.inputs["kind"]
         if kind not in ("tokens", "words", "ngrams"):
             return items
@@ -142,21 +147,26 @@ class ExportedModel:
         if kind == "ngrams":
             return [self._tokenizer.sparse(text) for text in items]
         if kind == "words":
-            return [(ids[: self.inputs["max_length"]], None) for ids in self._tokenizer(items)]
-        special = self.inputs.get("special_tokens", True)
-        return [(e.ids, e.type_ids) for e in self._tokenizer.encode_batch(items, add_special_tokens=special)]
+            rows = [(ids[: self.inputs["max_length"]], None) for ids in self._tokenizer(items)]
+        else:
+            special = self.inputs.get("special_tokens", True)
+            rows = [(e.ids, e.type_ids) for e in self._tokenizer.encode_batch(items, add_special_tokens=special)]
+        counts = [None] * len(items) if self._ngrams is None else [self._ngrams.sparse(text) for text in items]
+        return [(*row, sparse) for row, sparse in zip(rows, counts, strict=True)]
 
     def _feeds(self, batch: list[Any]) -> dict[str, np.ndarray]:
         kind = self.inputs["kind"]
         if kind in ("tokens", "words"):  # padded to the batch's longest, with the attention mask
-            width = max(1, max(len(ids) for ids, _ in batch))
+            width = max(1, max(len(row[0]) for row in batch))
             columns = {name: np.zeros((len(batch), width), dtype=np.int64) for name in self.inputs["names"]}
             columns["input_ids"][:] = int(self.inputs.get("pad_id", 0))
-            for row, (ids, types) in enumerate(batch):
+            for row, (ids, types, _) in enumerate(batch):
                 columns["input_ids"][row, : len(ids)] = ids
                 columns["attention_mask"][row, : len(ids)] = 1
                 if "token_type_ids" in columns and types is not None:
                     columns["token_type_ids"][row, : len(types)] = types
+            if self._ngrams is not None:
+                columns["counts"] = self._ngrams.dense([counts for _, _, counts in batch])
             return columns
         if kind == "ngrams":
             return {"counts": self._tokenizer.dense(batch)}

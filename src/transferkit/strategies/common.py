@@ -57,6 +57,10 @@ class FitRun:
             self._embeddings = frozen_embeddings(self.backbone, self.inputs, self.config)
         return self._embeddings
 
+    def has_embeddings(self) -> bool:
+        """Whether :meth:`embeddings` has encoded every input already."""
+        return self._embeddings is not None
+
     def settings(self, strategy: str) -> Any:
         """``strategy``'s own settings (defaults where ``config.options`` says nothing)."""
         return strategy_settings(STRATEGIES.get(strategy), self.config.options)

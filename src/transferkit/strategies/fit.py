@@ -25,6 +25,7 @@ from transferkit.strategies.adapt import (
 )
 from transferkit.strategies.calibrate import calibrate
 from transferkit.strategies.common import FitRun, validation_split
+from transferkit.strategies.ngrams import add_ngrams, plan_ngrams
 from transferkit.strategies.registry import STRATEGIES, StrategySpec
 from transferkit.targets import TargetEncoder
 
@@ -101,7 +102,9 @@ def fit_model(
         pretrained = pretrained_copy(spec, config, task, backbone, unlabeled)  # adapt="auto" may fine-tune again
         place(backbone, device)  # the strategy trains and embeds where the weights are
         try:
+            blend = plan_ngrams(run, spec.uses_backbone)  # on the frozen embeddings, before the strategy trains
             model = spec.implementation()(run)
+            add_ngrams(model, *blend)
         finally:
             place(backbone, "cpu")
         place(model, "cpu")  # whatever backbone the model holds: fitted models live (and are saved) on the CPU

@@ -1,0 +1,207 @@
+"""The n-gram blend: word and character n-grams (the ``tfidf-lr`` model) blended into a text classifier's scores.
+
+A pre-trained encoder reads meaning; it can miss the surface cues a few labels carry (a sender's phrasing, a
+party's stock words, a name's spelling). A TF-IDF + logistic regression model reads exactly those. With
+``ngrams="auto"`` (the default), every text classifier whose strategy uses a backbone gets that model beside
+it when the n-grams alone come close to the frozen embeddings, and its scores become
+
+    (1 - WEIGHT) x the model's logits + WEIGHT x the n-gram model's logits
+
+(a sum of logits: the product of the two models' probabilities, renormalised). The rule is measured before the
+strategy trains, on the frozen embeddings (trained embeddings score 1.0 on their own training data): one
+logistic regression with C by stratified cross-validation on each feature set, on the same folds, scored by
+macro-F1; the n-grams blend in where their best cross-validated macro-F1 reaches ``SHARE`` of the embeddings'.
+The TF-IDF fit that measured the n-grams is the blended model (refit on every example with the C it chose).
+
+On development splits (8 per class, six text sets, ``benchmarks/tune_fewshot.py``) blending everywhere with
+weight 0.5 lost on sets where n-grams are weak (fortune-topics); the rule keeps the gains (spam, the State of
+the Union sets) without that loss. ``ngrams="off"`` turns it off. Regression, multi-label, calibrated and
+domain-adapted models are never blended (see :func:`plan_ngrams`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from transferkit.backbones import Backbone
+from transferkit.data.split import train_test_indices
+from transferkit.heads import LinearHead
+from transferkit.progress import say
+from transferkit.state import StatePart, register_state_part
+from transferkit.strategies.common import FitRun, frozen_embeddings, row_key
+from transferkit.strategies.scratch.tfidf import TfidfFeatures
+
+WEIGHT = 0.5  # the n-gram model's share of the blended logits
+SHARE = 0.8  # blend where the n-grams' cross-validated macro-F1 reaches this share of the embeddings'
+SAMPLE = 1000  # the rule measures on at most this many examples (stratified); the blended model fits on all
+FOLDS = 5
+CS = np.logspace(-2, 3, 11)
+STATE = "ngrams.safetensors"
+CONFIG = "ngrams.json"
+
+
+class NgramBlend:
+    """A TF-IDF featuriser and its linear head, blended into a model's scores with ``weight``."""
+
+    def __init__(self, features: TfidfFeatures, head: LinearHead, weight: float) -> None:
+        self.features, self.head, self.weight = features, head, float(weight)
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """The n-gram model's logits."""
+        return np.asarray(self.head.scores(self.features.encode(texts)), dtype=np.float32)
+
+    def blend(self, scores: np.ndarray, texts: list[str]) -> np.ndarray:
+        """``scores`` (the model's logits on ``texts``) blended with the n-gram model's."""
+        return (1.0 - self.weight) * scores + self.weight * self.scores(texts)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {**self.features.state(), **{f"head_{k}": v for k, v in self.head.state().items()}}
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight, "features": self.features.reference(), "head": self.head.config(),
+            "vocabulary": self.features.vocabulary(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], config: dict[str, Any]) -> NgramBlend:
+        features = TfidfFeatures.from_state(config["features"], state, config["vocabulary"])
+        head = LinearHead.from_state({k[5:]: v for k, v in state.items() if k.startswith("head_")}, config["head"])
+        return cls(features, head, config["weight"])
+
+
+def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, dict[str, Any]]:
+    """Whether and how ``run``'s model will be blended: (the n-gram model or None, facts for ``model.info``).
+
+    Measured on the frozen embeddings, so call it before the strategy trains the backbone."""
+    why = _not_blended(run, uses_backbone)
+    if why is not None:
+        return None, {"weight": 0.0, "why": why}
+    start = time.perf_counter()
+    sample = _sample(run)
+    texts = [run.inputs[i] for i in sample]
+    target = run.target[sample]
+    count = min(FOLDS, int(np.bincount(target, minlength=len(run.encoder.classes)).min()))
+    if count < 2:
+        return None, {"weight": 0.0, "why": "too few examples per class to measure the n-grams (fewer than 2)"}
+    folds = StratifiedKFold(count, shuffle=True, random_state=run.config.seed)
+    features = TfidfFeatures()
+    try:
+        counted = features.fit_transform(texts)
+    except ValueError:  # scikit-learn: "empty vocabulary" (say, every word a single character)
+        return None, {"weight": 0.0, "why": "the texts have no words of two or more characters to count"}
+    ngrams, ngram_score = _cross_validated(counted, target, folds, run.config.seed)
+    _, embedding_score = _cross_validated(_embeddings(run, sample), target, folds, run.config.seed)
+    blended = ngram_score >= SHARE * embedding_score
+    info = {
+        "weight": WEIGHT if blended else 0.0,
+        "cross_validated_macro_f1": {"ngrams": round(ngram_score, 4), "embeddings": round(embedding_score, 4)},
+        "examples": len(sample),
+    }
+    verdict = "blended in" if blended else f"left out (below {SHARE:.0%} of the embeddings')"
+    say(
+        f"n-grams: cross-validated macro-F1 {ngram_score:.3f} vs frozen embeddings {embedding_score:.3f}: {verdict}",
+        quiet=run.config.quiet,
+    )
+    if not blended:
+        info["seconds"] = round(time.perf_counter() - start, 2)
+        return None, info
+    C = float(np.atleast_1d(ngrams.C_)[0])
+    if len(sample) < len(run.inputs):  # the rule measured on a sample: the blended model learns from every text
+        features = TfidfFeatures()
+        ngrams = _logistic(C, run.config.seed).fit(features.fit_transform(run.inputs), run.target)
+    info["seconds"] = round(time.perf_counter() - start, 2)
+    return NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT), info
+
+
+def add_ngrams(model: Any, blend: NgramBlend | None, info: dict[str, Any]) -> None:
+    """Attach the planned blend to a fitted model (not to a model that is n-grams already: auto's ``tfidf-lr``)."""
+    if not isinstance(model.backbone, Backbone):
+        return
+    model.info["ngrams"] = info
+    if blend is not None:
+        model.ngrams = blend
+
+
+def _not_blended(run: FitRun, uses_backbone: bool) -> str | None:
+    config = run.config
+    if config.ngrams == "off":
+        return "ngrams='off'"
+    if not uses_backbone or run.backbone is None or run.backbone.modality != "text":
+        return "the strategy reads no text backbone"
+    if run.task != "classification":
+        return f"blending is for single-label classification, not {run.task}"
+    if config.calibrate:
+        return "calibration fits the temperature on the unblended model's held-out scores"
+    if run.unlabeled is not None:
+        return "domain adaptation: the n-grams are the source domain's"
+    return None
+
+
+def _sample(run: FitRun) -> np.ndarray:
+    """All indices, or a stratified ``SAMPLE`` of them: the sample ``auto`` screens large data on (the same
+    split), so that the two encode the same examples."""
+    if len(run.target) <= SAMPLE:
+        return np.arange(len(run.target))
+    keys = [row_key(value) for value in run.target]
+    return train_test_indices(keys, test_size=SAMPLE / len(keys), task=run.task, seed=run.config.seed)[1]
+
+
+def _embeddings(run: FitRun, sample: np.ndarray) -> np.ndarray:
+    """The frozen embeddings of the sample (only those are encoded when the run has not encoded everything)."""
+    if run.has_embeddings() or len(sample) == len(run.inputs):
+        return run.embeddings()[sample]
+    return frozen_embeddings(run.backbone, [run.inputs[i] for i in sample], run.config)
+
+
+def _logistic(C: float, seed: int | None) -> LogisticRegression:
+    return LogisticRegression(C=C, max_iter=3000, random_state=seed)
+
+
+def _cross_validated(X: Any, target: np.ndarray, folds: StratifiedKFold, seed: int | None) -> tuple[Any, float]:
+    """Logistic regression with C by cross-validated macro-F1 (refit on all of ``X``), and that best mean score."""
+    jobs = min(folds.get_n_splits(), len(os.sched_getaffinity(0)))
+    model = LogisticRegressionCV(Cs=CS, cv=folds, scoring=_macro_f1, max_iter=3000, random_state=seed, n_jobs=jobs)
+    with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit(X, target)
+    per_fold = next(iter(model.scores_.values()))  # (folds, Cs); the same for every class of a multinomial model
+    return model, float(per_fold.mean(axis=0).max())
+
+
+def _macro_f1(estimator: Any, X: Any, target: np.ndarray) -> float:
+    return float(f1_score(target, estimator.predict(X), average="macro", zero_division=0))
+
+
+def _save(model: Any, folder: Path) -> None:
+    save_file(model.ngrams.state(), str(folder / STATE))
+    (folder / CONFIG).write_text(json.dumps(model.ngrams.config()) + "\n", encoding="utf-8")
+
+
+def _load(folder: Path, config: dict[str, Any], loaded: dict[str, Any]) -> None:
+    settings = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    loaded["ngrams"] = NgramBlend.from_state(load_file(str(folder / STATE)), settings)
+
+
+register_state_part(
+    StatePart(
+        name="ngrams",
+        files=(STATE, CONFIG),
+        applies=lambda model: getattr(model, "ngrams", None) is not None,
+        save=_save,
+        load=_load,
+        order=60,
+    )
+)
