@@ -13,6 +13,7 @@ batch size, 16 for transferkit and SetFit; --batch-size sets transferkit's, e.g.
   tk-con          transferkit strategy="contrastive"
   tk-con-lora     transferkit strategy="contrastive", adapter="lora"
   tk-auto         transferkit strategy="auto"
+  tk-auto-off     transferkit strategy="auto", ngrams="off" (without the n-gram blend: its cost, in the same run)
   (each tk-* run also gives the row METHOD/unblended: the same fitted model with its n-gram blend removed, or the
   model itself where the rule left the n-grams out, so the pair measures the blend alone; its seconds are the
   blended run's, the rule included)
@@ -123,6 +124,7 @@ METHODS = {
     "tk-con": transferkit_method("contrastive"),
     "tk-con-lora": transferkit_method("contrastive", adapter="lora"),
     "tk-auto": transferkit_method("auto"),
+    "tk-auto-off": transferkit_method("auto", ngrams="off"),
     "st-logreg": st_logreg,
     "setfit-paper": setfit_method(batch_size=16, num_epochs=1, num_iterations=20),
     "setfit-default": setfit_method(),
@@ -177,6 +179,7 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="print one table from the rows of these runs' JSON files (a later file's row replaces an "
                         "earlier one of the same data set, budget, seed and method) and exit")  # fmt: skip
+    parser.add_argument("--keep-seeds", help="with --merge: only these seeds' rows, comma-separated")
     parser.add_argument("--batch-size", type=int, default=16, help="transferkit's batch size (training and encoding)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them)")
     args = parser.parse_args()
@@ -187,6 +190,9 @@ def main() -> None:
                 merged[(row["dataset"], row["budget"], row["seed"], row["method"])] = row
         wanted = args.methods.split(",")
         rows = [r for r in merged.values() if r["method"] in wanted]
+        if args.keep_seeds:  # only the seeds every file has, so that means are over the same samples
+            kept = {int(seed) for seed in args.keep_seeds.split(",")}
+            rows = [r for r in rows if r["seed"] in kept]
         print_table(rows, [m for m in wanted if any(r["method"] == m for r in rows)])
         return
     if args.table_only:
