@@ -104,7 +104,7 @@ def fit_model(
         try:
             blend = plan_ngrams(run, spec.uses_backbone)  # on the frozen embeddings, before the strategy trains
             model = spec.implementation()(run)
-            add_ngrams(model, *blend)
+            add_ngrams(model, run, *blend)
         finally:
             place(backbone, "cpu")
         place(model, "cpu")  # whatever backbone the model holds: fitted models live (and are saved) on the CPU

@@ -63,6 +63,7 @@ class NgramBlend:
 
     def __init__(self, features: TfidfFeatures, head: LinearHead, weight: float) -> None:
         self.features, self.head, self.weight = features, head, float(weight)
+        self.sampled = False  # fitted on the rule's sample only: fitted again on every text when attached
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """The n-gram model's logits."""
@@ -116,7 +117,7 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
         "cross_validated_macro_f1": {"ngrams": round(ngram_score, 4), "embeddings": round(embedding_score, 4)},
         "examples": len(sample),
     }
-    verdict = "blended in" if blended else f"left out (below {SHARE:.0%} of the embeddings')"
+    verdict = "to be blended in" if blended else f"left out (below {SHARE:.0%} of the embeddings')"
     say(
         f"n-grams: cross-validated macro-F1 {ngram_score:.3f} vs frozen embeddings {embedding_score:.3f}: {verdict}",
         quiet=run.config.quiet,
@@ -125,17 +126,24 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
         info["seconds"] = round(time.perf_counter() - start, 2)
         return None, info
     C = float(np.atleast_1d(ngrams.C_)[0])
-    if len(sample) < len(run.inputs):  # the rule measured on a sample: the blended model learns from every text
-        features = TfidfFeatures()
-        ngrams = _logistic(C, run.config.seed).fit(features.fit_transform(run.inputs), run.target)
     info["seconds"] = round(time.perf_counter() - start, 2)
-    return NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT), info
+    blend = NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT)
+    blend.sampled = len(sample) < len(run.inputs)
+    return blend, info
 
 
-def add_ngrams(model: Any, blend: NgramBlend | None, info: dict[str, Any]) -> None:
-    """Attach the planned blend to a fitted model (not to a model that is n-grams already: auto's ``tfidf-lr``)."""
+def add_ngrams(model: Any, run: FitRun, blend: NgramBlend | None, info: dict[str, Any]) -> None:
+    """Attach the planned blend to a fitted model (not to a model that is n-grams already: auto's ``tfidf-lr``).
+    Where the rule measured on a sample, the blended model is fitted again on every text first (with the C the
+    sample chose), only now that it is known to be needed."""
     if not isinstance(model.backbone, Backbone):
         return
+    if blend is not None and getattr(blend, "sampled", False):
+        start = time.perf_counter()
+        features = TfidfFeatures()
+        fitted = _logistic(blend.head.info["C"], run.config.seed).fit(features.fit_transform(run.inputs), run.target)
+        blend = NgramBlend(features, LinearHead(fitted.coef_, fitted.intercept_, C=blend.head.info["C"]), WEIGHT)
+        info["seconds"] = round(info["seconds"] + time.perf_counter() - start, 2)
     model.info["ngrams"] = info
     if blend is not None:
         model.ngrams = blend
