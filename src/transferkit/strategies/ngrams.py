@@ -11,7 +11,8 @@ it when the n-grams alone come close to the frozen embeddings, and its scores be
 strategy trains, on the frozen embeddings (trained embeddings score 1.0 on their own training data): one
 logistic regression with C by stratified cross-validation on each feature set, on the same folds, scored by
 macro-F1; the n-grams blend in where their best cross-validated macro-F1 reaches ``SHARE`` of the embeddings'.
-The TF-IDF fit that measured the n-grams is the blended model (refit on every example with the C it chose).
+The TF-IDF fit that measured the n-grams is the blended model (where the rule measured on a sample, fitted again
+on every example with the C it chose, once the blend is attached).
 
 On development splits (``benchmarks/tune_fewshot.py``, six text sets, three seeds) the blend raised contrastive's
 mean macro-F1 from 0.668 to 0.679 at 8 labels per class and from 0.705 to 0.719 at 16, most on the State of the
@@ -63,7 +64,6 @@ class NgramBlend:
 
     def __init__(self, features: TfidfFeatures, head: LinearHead, weight: float) -> None:
         self.features, self.head, self.weight = features, head, float(weight)
-        self.sampled = False  # fitted on the rule's sample only: fitted again on every text when attached
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """The n-gram model's logits."""
@@ -127,9 +127,7 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
         return None, info
     C = float(np.atleast_1d(ngrams.C_)[0])
     info["seconds"] = round(time.perf_counter() - start, 2)
-    blend = NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT)
-    blend.sampled = len(sample) < len(run.inputs)
-    return blend, info
+    return NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT), info
 
 
 def add_ngrams(model: Any, run: FitRun, blend: NgramBlend | None, info: dict[str, Any]) -> None:
@@ -138,7 +136,7 @@ def add_ngrams(model: Any, run: FitRun, blend: NgramBlend | None, info: dict[str
     sample chose), only now that it is known to be needed."""
     if not isinstance(model.backbone, Backbone):
         return
-    if blend is not None and getattr(blend, "sampled", False):
+    if blend is not None and info["examples"] < len(run.inputs):  # fitted on the rule's sample only
         start = time.perf_counter()
         features = TfidfFeatures()
         fitted = _logistic(blend.head.info["C"], run.config.seed).fit(features.fit_transform(run.inputs), run.target)
