@@ -8,16 +8,27 @@ fine-tuning and a head loaded from safetensors behave identically.
 from __future__ import annotations
 
 import copy
+import os
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression, RidgeCV
+from scipy.sparse import issparse
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import StratifiedKFold
 
 from transferkit.targets import TargetEncoder
 from transferkit.training.loop import adamw
 
 LOGISTIC_C = 1.0
+CS = np.logspace(-2, 3, 11)  # the grid of C that cross-validated logistic regressions search
+# Below this many rows (and fewer rows than features), cross-validated logistic regression runs on the rows' kernel
+# factor instead of the features (see cross_validated_logistic).
+KERNEL_ROWS = 1000
+# Folds run in worker processes only on problems this large (stored values x classes beyond the first): starting
+# the workers costs about 5 s, more than small problems take on one core.
+PARALLEL_WORK = 400_000
 
 
 class LinearHead:
@@ -153,6 +164,40 @@ def _logistic(embeddings: np.ndarray, labels: np.ndarray, seed: int | None) -> L
         model.intercept_ = np.array([10.0 if labels[0] == 1 else -10.0])
         return model
     return LogisticRegression(C=LOGISTIC_C, max_iter=2000, random_state=seed).fit(embeddings, labels)
+
+
+def cross_validated_logistic(
+    X: Any, target: np.ndarray, folds: StratifiedKFold, seed: int | None, scoring: Any = None
+) -> tuple[LinearHead, float]:
+    """Logistic regression with C chosen from :data:`CS` by cross-validation on ``folds`` (refitted on all of
+    ``X`` with that C), and the best C's mean cross-validated score (``scoring``: scikit-learn's; accuracy if None).
+
+    Where ``X`` (dense or sparse) has fewer rows than columns, and at most :data:`KERNEL_ROWS` rows, the search runs
+    on ``Z = U sqrt(S)`` (from the eigendecomposition ``X X^T = U S U^T``) and the weights are mapped back. With an
+    L2 penalty this is the same problem, exactly: the weights lie in the span of the rows, where ``Z`` is ``X`` in
+    an orthonormal basis, on every fold. It is far quicker: L-BFGS needs many fewer steps in n than in d
+    dimensions (State of the Union, 64 paragraphs x 18,862 n-grams, 8 classes: 0.6 s instead of 12.9 s, the same
+    weights within 1e-9).
+    """
+    original, basis = X, None
+    rows, columns = X.shape
+    if rows < columns and rows <= KERNEL_ROWS:
+        gram = X @ X.T
+        values, vectors = np.linalg.eigh(gram.toarray() if issparse(gram) else np.asarray(gram, dtype=np.float64))
+        kept = values > values.max() * 1e-10
+        X, basis = vectors[:, kept] * np.sqrt(values[kept]), vectors[:, kept] / np.sqrt(values[kept])
+    work = (X.nnz if issparse(X) else X.size) * max(1, len(np.unique(target)) - 1)
+    jobs = min(folds.get_n_splits(), len(os.sched_getaffinity(0))) if work >= PARALLEL_WORK else 1
+    model = LogisticRegressionCV(Cs=CS, cv=folds, scoring=scoring, max_iter=3000, random_state=seed, n_jobs=jobs)
+    with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit(X, target)
+    per_fold = next(iter(model.scores_.values()))  # (folds, Cs); the same for every class of a multinomial model
+    coef = model.coef_
+    if basis is not None:  # back from the kernel factor: w = X^T U S^(-1/2) v
+        coef = np.asarray(original.T @ (basis @ coef.T)).T
+    C = float(np.atleast_1d(model.C_)[0])
+    return LinearHead(coef, model.intercept_, C=C), float(per_fold.mean(axis=0).max())
 
 
 def fit_mlp_head(

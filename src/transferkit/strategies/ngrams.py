@@ -24,23 +24,20 @@ Union sets and spam, and cost up to a point on the single-word sets (``benchmark
 from __future__ import annotations
 
 import json
-import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from scipy.sparse import issparse
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from transferkit.backbones import Backbone
 from transferkit.data.split import train_test_indices
-from transferkit.heads import LinearHead
+from transferkit.heads import LinearHead, cross_validated_logistic
 from transferkit.progress import say
 from transferkit.state import StatePart, register_state_part
 from transferkit.strategies.common import FitRun, frozen_embeddings, row_key
@@ -50,11 +47,6 @@ WEIGHT = 0.5  # the n-gram model's share of the blended logits
 SHARE = 0.8  # blend where the n-grams' cross-validated macro-F1 reaches this share of the embeddings'
 SAMPLE = 1000  # the rule measures on at most this many examples (stratified); the blended model fits on all
 FOLDS = 5
-CS = np.logspace(-2, 3, 11)
-# Folds run in worker processes only on problems this large (stored values x classes beyond the first): starting
-# the workers costs about 5 s, more than small problems take on one core (rule on 32 AFINN words: 0.7 s on one
-# core, 5.3 s with 2 workers; on 128 State of the Union speeches, 19 s on one, 13 s with 2 workers).
-PARALLEL_WORK = 400_000
 STATE = "ngrams.safetensors"
 CONFIG = "ngrams.json"
 
@@ -109,8 +101,8 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
         counted = features.fit_transform(texts)
     except ValueError:  # scikit-learn: "empty vocabulary" (say, every word a single character)
         return None, {"weight": 0.0, "why": "the texts have no words of two or more characters to count"}
-    ngrams, ngram_score = _cross_validated(counted, target, folds, run.config.seed)
-    _, embedding_score = _cross_validated(_embeddings(run, sample), target, folds, run.config.seed)
+    head, ngram_score = cross_validated_logistic(counted, target, folds, run.config.seed, _macro_f1)
+    _, embedding_score = cross_validated_logistic(_embeddings(run, sample), target, folds, run.config.seed, _macro_f1)
     blended = ngram_score >= SHARE * embedding_score
     info = {
         "weight": WEIGHT if blended else 0.0,
@@ -125,9 +117,8 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
     if not blended:
         info["seconds"] = round(time.perf_counter() - start, 2)
         return None, info
-    C = float(np.atleast_1d(ngrams.C_)[0])
     info["seconds"] = round(time.perf_counter() - start, 2)
-    return NgramBlend(features, LinearHead(ngrams.coef_, ngrams.intercept_, C=C), WEIGHT), info
+    return NgramBlend(features, head, WEIGHT), info
 
 
 def add_ngrams(model: Any, run: FitRun, blend: NgramBlend | None, info: dict[str, Any]) -> None:
@@ -180,18 +171,6 @@ def _embeddings(run: FitRun, sample: np.ndarray) -> np.ndarray:
 
 def _logistic(C: float, seed: int | None) -> LogisticRegression:
     return LogisticRegression(C=C, max_iter=3000, random_state=seed)
-
-
-def _cross_validated(X: Any, target: np.ndarray, folds: StratifiedKFold, seed: int | None) -> tuple[Any, float]:
-    """Logistic regression with C by cross-validated macro-F1 (refit on all of ``X``), and that best mean score."""
-    size = (X.nnz if issparse(X) else X.size) * max(1, len(np.unique(target)) - 1)
-    jobs = min(folds.get_n_splits(), len(os.sched_getaffinity(0))) if size >= PARALLEL_WORK else 1
-    model = LogisticRegressionCV(Cs=CS, cv=folds, scoring=_macro_f1, max_iter=3000, random_state=seed, n_jobs=jobs)
-    with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
-        warnings.simplefilter("ignore", FutureWarning)
-        model.fit(X, target)
-    per_fold = next(iter(model.scores_.values()))  # (folds, Cs); the same for every class of a multinomial model
-    return model, float(per_fold.mean(axis=0).max())
 
 
 def _macro_f1(estimator: Any, X: Any, target: np.ndarray) -> float:

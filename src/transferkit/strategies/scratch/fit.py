@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import os
-import warnings
-
 import numpy as np
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import StratifiedKFold
 
 from transferkit.backbones import create_backbone
-from transferkit.heads import LOGISTIC_C, LinearHead
+from transferkit.heads import LOGISTIC_C, LinearHead, cross_validated_logistic
 from transferkit.model import TransferModel
 from transferkit.strategies.common import FitRun, frozen_embeddings
 from transferkit.strategies.scratch.tfidf import TfidfFeatures
@@ -38,19 +35,9 @@ def linear_head(X, target: np.ndarray, encoder: TargetEncoder, seed: int | None)
         return LinearHead(np.stack(coefs), np.array(intercepts), C=10.0)
     folds = min(5, int(np.bincount(target).min()))
     if folds >= 2:
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        # The folds run in parallel on the CPUs this process may use (the same C and weights, in about half the
-        # time on 2 cores).
-        jobs = min(folds, len(os.sched_getaffinity(0)))
-        model = LogisticRegressionCV(Cs=np.logspace(-2, 3, 11), cv=cv, max_iter=3000, random_state=seed, n_jobs=jobs)
-        with warnings.catch_warnings():  # scikit-learn 1.8 announces default changes we do not depend on
-            warnings.simplefilter("ignore", FutureWarning)
-            model.fit(X, target)
-        C = float(np.atleast_1d(model.C_)[0])
-    else:
-        C = LOGISTIC_C * 10
-        model = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(X, target)
-    return LinearHead(model.coef_, model.intercept_, C=C)
+        return cross_validated_logistic(X, target, StratifiedKFold(folds, shuffle=True, random_state=seed), seed)[0]
+    model = LogisticRegression(C=LOGISTIC_C * 10, max_iter=3000, random_state=seed).fit(X, target)
+    return LinearHead(model.coef_, model.intercept_, C=LOGISTIC_C * 10)
 
 
 def fit_tfidf(run: FitRun) -> TransferModel:
