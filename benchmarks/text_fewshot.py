@@ -25,6 +25,7 @@ batch size, 16 for transferkit and SetFit; --batch-size sets transferkit's, e.g.
 Run:  python benchmarks/text_fewshot.py [--datasets fortune-topics,sotu-president] [--budgets 8,16,64] [--seeds 5]
       python benchmarks/text_fewshot.py --table-only   # print the table of the last run from its JSON
       python benchmarks/text_fewshot.py --merge a.json b.json   # one table from several runs' rows
+      python benchmarks/text_fewshot.py --merge a.json b.json --paired tk-auto   # tk-auto vs setfit-paper, paired
 """
 
 from __future__ import annotations
@@ -185,6 +186,9 @@ def main() -> None:
                         help="print one table from the rows of these runs' JSON files (a later file's row replaces an "
                         "earlier one of the same data set, budget, seed and method) and exit")  # fmt: skip
     parser.add_argument("--keep-seeds", help="with --merge: only these seeds' rows, comma-separated")
+    parser.add_argument("--paired", metavar="METHOD",
+                        help=f"with --merge: also METHOD against {REFERENCE} on only the (data set, budget, seed) "
+                        "cells both ran")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16, help="transferkit's batch size (training and encoding)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them)")
     args = parser.parse_args()
@@ -194,11 +198,14 @@ def main() -> None:
             for row in json.loads(Path(file).read_text()):
                 merged[(row["dataset"], row["budget"], row["seed"], row["method"])] = row
         wanted = args.methods.split(",")
-        rows = [r for r in merged.values() if r["method"] in wanted]
+        pool = list(merged.values())
         if args.keep_seeds:  # only the seeds every file has, so that means are over the same samples
             kept = {int(seed) for seed in args.keep_seeds.split(",")}
-            rows = [r for r in rows if r["seed"] in kept]
+            pool = [r for r in pool if r["seed"] in kept]
+        rows = [r for r in pool if r["method"] in wanted]
         print_table(rows, [m for m in wanted if any(r["method"] == m for r in rows)])
+        if args.paired:
+            print_paired(pool, args.paired)
         return
     if args.table_only:
         rows = json.loads(Path(args.output).read_text())
@@ -288,6 +295,38 @@ def print_table(rows: list[dict], methods: list[str]) -> None:
                     cells.append(f"{budget}/class {theirs.sum() / ours.sum():6.2f}x ({np.mean(theirs / ours):.2f}x)")
             if cells:
                 print(f"  {method:14s} " + "   ".join(cells))
+
+
+def print_paired(rows: list[dict], method: str, reference: str = REFERENCE) -> None:
+    """``method`` against ``reference`` on the (data set, budget, seed) cells where both have a score: per data set
+    and budget the two means and the difference seed by seed; per budget the mean over all those cells, the cells
+    won and lost, and the difference seed by seed (runs with missing cells do not skew it: nothing unpaired counts)."""
+    score = {(r["dataset"], r["budget"], r["seed"], r["method"]): r["macro_f1"] for r in rows
+             if r.get("macro_f1") is not None}  # fmt: skip
+    cells = sorted(key[:3] for key in score if key[3] == method and (*key[:3], reference) in score)
+    if not cells:
+        print(f"\nno cell has both {method} and {reference}")
+        return
+    print(f"\n{method} vs {reference}, paired: only the (data set, budget, seed) cells where both ran")
+    print(f"| data set | labels/class | seeds | {method} | {reference} | difference, seed: points |")
+    print("|---|---|---|---|---|---|")
+    for budget in sorted({cell[1] for cell in cells}):
+        in_budget = [cell for cell in cells if cell[1] == budget]
+        for dataset in sorted({cell[0] for cell in in_budget}):
+            mine = [cell for cell in in_budget if cell[0] == dataset]
+            ours, theirs = (np.array([score[(*cell, m)] for cell in mine]) for m in (method, reference))
+            seeds = ", ".join(f"{cell[2]}: {100 * (a - b):+.1f}" for cell, a, b in zip(mine, ours, theirs, strict=True))
+            print(f"| {dataset} | {budget} | {len(mine)} | {ours.mean():.3f} | {theirs.mean():.3f} | {seeds} |")
+        ours, theirs = (np.array([score[(*cell, m)] for cell in in_budget]) for m in (method, reference))
+        by_seed = []
+        for seed in sorted({cell[2] for cell in in_budget}):
+            mine = [cell for cell in in_budget if cell[2] == seed]
+            difference = np.mean([score[(*cell, method)] - score[(*cell, reference)] for cell in mine])
+            by_seed.append(f"{seed}: {100 * difference:+.1f} ({len(mine)} sets)")
+        print(
+            f"| all, {len(in_budget)} cells (won {(ours > theirs).sum()}, lost {(ours < theirs).sum()}) | {budget} | "
+            f"| **{ours.mean():.3f}** | **{theirs.mean():.3f}** | {', '.join(by_seed)} |"
+        )
 
 
 if __name__ == "__main__":

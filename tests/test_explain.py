@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import transferkit
+from synthetic import FILLER, keyword_texts
 from transferkit import FitConfig
 from transferkit.artifacts import save_model
 from transferkit.backbones import create_backbone
@@ -21,22 +22,6 @@ from transferkit.explain import ExplainError, explain_examples, explain_html
 from transferkit.strategies.fit import fit_model
 
 pytest.importorskip("captum", reason="needs the deploy extra: pip install -e '.[deploy]'")
-
-FILLER = ["apple", "river", "stone", "cloud", "table", "green", "music", "paper", "window", "garden", "orange",
-          "silver", "bread", "chair", "mountain"]  # fmt: skip
-
-
-def keyword_texts(n: int, seed: int, keyword: str = "zebra") -> tuple[list[str], list[str]]:
-    """Eight random filler words; every second text also holds ``keyword`` (label "pos"), at a random place."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        words = list(rng.choice(FILLER, size=8))
-        if i % 2 == 0:
-            words.insert(int(rng.integers(0, 9)), keyword)
-        texts.append(" ".join(words))
-        labels.append("pos" if i % 2 == 0 else "neg")
-    return texts, labels
 
 
 def fit(texts, labels, backbone, strategy="feature-extraction", task="classification", **settings):

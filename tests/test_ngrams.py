@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import synthetic
 import transferkit as tk
 from transferkit import FitConfig
 from transferkit.cli import app
@@ -16,20 +17,10 @@ from transferkit.explain import ExplainError
 from transferkit.strategies import ngrams
 from transferkit.strategies.fit import fit_model
 
-FILLER = ["apple", "river", "stone", "cloud", "table", "green", "music", "paper", "window", "garden"]
-
 
 def keyword_texts(n: int, seed: int, keyword: str = "zebra") -> tuple[list[str], list[str]]:
-    """Six random filler words; every second text also holds ``keyword`` (label "pos")."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        words = list(rng.choice(FILLER, size=6))
-        if i % 2 == 0:
-            words.insert(int(rng.integers(0, 7)), keyword)
-        texts.append(" ".join(words))
-        labels.append("pos" if i % 2 == 0 else "neg")
-    return texts, labels
+    """Six random words of ten; every second text also holds ``keyword`` (label "pos")."""
+    return synthetic.keyword_texts(n, seed, keyword, words=6, filler=10)
 
 
 def fit(texts, labels, backbone="toy-text", strategy="feature-extraction", task="classification", **settings):
