@@ -24,12 +24,11 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
-from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
 from text_fewshot import MAX_LENGTH, TEST_SIZE, sample  # noqa: E402
 
 from transferkit.backbones import create_backbone  # noqa: E402
 from transferkit.data import load_labeled  # noqa: E402
-from transferkit.heads import cross_validated_logistic  # noqa: E402
 from transferkit.strategies import ngrams  # noqa: E402
 from transferkit.strategies.scratch.tfidf import TfidfFeatures  # noqa: E402
 
@@ -61,9 +60,8 @@ def main() -> None:
         counted, embedded = features.fit_transform(train_texts), backbone.encode(train_texts)
         measured, head = [], None
         for split in range(args.splits):
-            folds = StratifiedKFold(min(ngrams.FOLDS, args.budget), shuffle=True, random_state=seed + 1000 * split)
-            ngram_head, ngram_score = cross_validated_logistic(counted, target, folds, seed, ngrams._macro_f1)
-            _, embedding_score = cross_validated_logistic(embedded, target, folds, seed, ngrams._macro_f1)
+            folds = ngrams.rule_folds(target, len(np.unique(y)), seed + 1000 * split)
+            ngram_head, ngram_score, embedding_score = ngrams.measure(counted, embedded, target, folds, seed)
             measured.append((ngram_score, embedding_score))
             head = head or ngram_head  # the rule's split chose the blended model's C
         ratios = [n / e for n, e in measured]

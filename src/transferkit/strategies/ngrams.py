@@ -92,17 +92,15 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
     sample = _sample(run)
     texts = [run.inputs[i] for i in sample]
     target = run.target[sample]
-    count = min(FOLDS, int(np.bincount(target, minlength=len(run.encoder.classes)).min()))
-    if count < 2:
+    folds = rule_folds(target, len(run.encoder.classes), run.config.seed)
+    if folds is None:
         return None, {"weight": 0.0, "why": "too few examples per class to measure the n-grams (fewer than 2)"}
-    folds = StratifiedKFold(count, shuffle=True, random_state=run.config.seed)
     features = TfidfFeatures()
     try:
         counted = features.fit_transform(texts)
     except ValueError:  # scikit-learn: "empty vocabulary" (say, every word a single character)
         return None, {"weight": 0.0, "why": "the texts have no words of two or more characters to count"}
-    head, ngram_score = cross_validated_logistic(counted, target, folds, run.config.seed, _macro_f1)
-    _, embedding_score = cross_validated_logistic(_embeddings(run, sample), target, folds, run.config.seed, _macro_f1)
+    head, ngram_score, embedding_score = measure(counted, _embeddings(run, sample), target, folds, run.config.seed)
     blended = ngram_score >= SHARE * embedding_score
     info = {
         "weight": WEIGHT if blended else 0.0,
@@ -119,6 +117,23 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
         return None, info
     info["seconds"] = round(time.perf_counter() - start, 2)
     return NgramBlend(features, head, WEIGHT), info
+
+
+def rule_folds(target: np.ndarray, n_classes: int, seed: int | None) -> StratifiedKFold | None:
+    """The rule's stratified folds of ``target`` (class indices): ``FOLDS``, fewer where a class has fewer
+    examples; None below 2 examples in some class."""
+    count = min(FOLDS, int(np.bincount(target, minlength=n_classes).min()))
+    return StratifiedKFold(count, shuffle=True, random_state=seed) if count >= 2 else None
+
+
+def measure(
+    counted: Any, embeddings: np.ndarray, target: np.ndarray, folds: StratifiedKFold, seed: int | None
+) -> tuple[LinearHead, float, float]:
+    """The rule's measurement on ``folds``: the n-gram model (C by cross-validation, refitted on every row), its
+    best cross-validated macro-F1, and the frozen embeddings' best on the same folds."""
+    head, ngram_score = cross_validated_logistic(counted, target, folds, seed, _macro_f1)
+    _, embedding_score = cross_validated_logistic(embeddings, target, folds, seed, _macro_f1)
+    return head, ngram_score, embedding_score
 
 
 def add_ngrams(model: Any, run: FitRun, blend: NgramBlend | None, info: dict[str, Any]) -> None:
