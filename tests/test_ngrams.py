@@ -48,6 +48,12 @@ def test_the_rule_blends_where_ngrams_come_close_and_scores_are_the_weighted_sum
     assert model.predict(texts) == ["pos" if "zebra" in t else "neg" for t in texts]
 
 
+def test_ngrams_below_the_share_are_left_out_with_the_reason(keyword_model):
+    assert ngrams.left_out(0.3, 0.3) is None and ngrams.left_out(0.8, 1.0) is None
+    assert ngrams.left_out(0.7, 0.9) == "below 80% of the embeddings'"
+    assert "why" not in keyword_model.info["ngrams"]  # blended: nothing to explain
+
+
 @pytest.mark.parametrize("name", ["spam-assassin", "fortune-topics"])
 def test_the_kernel_factor_gives_the_same_logistic_regression_as_the_features(name):
     """Fewer rows than n-gram columns: the C search runs on the rows' kernel factor; the same C, CV scores and
@@ -150,7 +156,8 @@ def test_the_real_minilm_blends_on_spam_end_to_end(spam_csv, tmp_path):
     model = tk.load(tmp_path / "model")
     facts = model.info["ngrams"]
     measured = facts["cross_validated_macro_f1"]
-    assert (model.ngrams is not None) == (measured["ngrams"] >= ngrams.SHARE * measured["embeddings"])
+    why = ngrams.left_out(measured["ngrams"], measured["embeddings"])
+    assert (model.ngrams is None) == (why is not None) and facts.get("why") == why
     texts = pd.read_csv(spam_csv)["text"].tolist()[:5]
     assert len(model.predict(texts)) == 5
 

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from scipy.sparse import issparse
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
-from sklearn.model_selection import StratifiedKFold
 
 from transferkit.targets import TargetEncoder
 from transferkit.training.loop import adamw
@@ -167,10 +166,11 @@ def _logistic(embeddings: np.ndarray, labels: np.ndarray, seed: int | None) -> L
 
 
 def cross_validated_logistic(
-    X: Any, target: np.ndarray, folds: StratifiedKFold, seed: int | None, scoring: Any = None
+    X: Any, target: np.ndarray, folds: Any, seed: int | None, scoring: Any = None
 ) -> tuple[LinearHead, float]:
-    """Logistic regression with C chosen from :data:`CS` by cross-validation on ``folds`` (refitted on all of
-    ``X`` with that C), and the best C's mean cross-validated score (``scoring``: scikit-learn's; accuracy if None).
+    """Logistic regression with C chosen from :data:`CS` by cross-validation on ``folds`` (any scikit-learn
+    splitter; refitted on all of ``X`` with that C), and the best C's mean cross-validated score (``scoring``:
+    scikit-learn's; accuracy if None).
 
     Where ``X`` (dense or sparse) has fewer rows than columns, and at most :data:`KERNEL_ROWS` rows, the search runs
     on ``Z = U sqrt(S)`` (from the eigendecomposition ``X X^T = U S U^T``) and the weights are mapped back. With an

@@ -11,6 +11,11 @@ it when the n-grams alone come close to the frozen embeddings, and its scores be
 strategy trains, on the frozen embeddings (trained embeddings score 1.0 on their own training data): one
 logistic regression with C by stratified cross-validation on each feature set, on the same folds, scored by
 macro-F1; the n-grams blend in where their best cross-validated macro-F1 reaches ``SHARE`` of the embeddings'.
+On a few examples that verdict is noisy (how the folds fall can move the ratio from 0.7 to 1.3), but neither
+averaging repeated splits nor leaving out n-grams that score no better than chance chose better on the development
+splits (``benchmarks/ngram_rule.py --dev``, six sets, 8 and 16 per class, three seeds: ``auto``'s mean macro-F1
+0.697 with repeated splits, 0.698 and 0.697 with the chance bar, 0.698 with this rule, 0.703 choosing the better
+in every cell), so the rule stays one split.
 The TF-IDF fit that measured the n-grams is the blended model (where the rule measured on a sample, fitted again
 on every example with the C it chose, once the blend is attached).
 
@@ -101,21 +106,21 @@ def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, di
     except ValueError:  # scikit-learn: "empty vocabulary" (say, every word a single character)
         return None, {"weight": 0.0, "why": "the texts have no words of two or more characters to count"}
     head, ngram_score, embedding_score = measure(counted, _embeddings(run, sample), target, folds, run.config.seed)
-    blended = ngram_score >= SHARE * embedding_score
+    why_not = left_out(ngram_score, embedding_score)
+    blended = why_not is None
     info = {
         "weight": WEIGHT if blended else 0.0,
         "cross_validated_macro_f1": {"ngrams": round(ngram_score, 4), "embeddings": round(embedding_score, 4)},
         "examples": len(sample),
     }
-    verdict = "to be blended in" if blended else f"left out (below {SHARE:.0%} of the embeddings')"
+    verdict = "to be blended in" if blended else f"left out ({why_not})"
     say(
         f"n-grams: cross-validated macro-F1 {ngram_score:.3f} vs frozen embeddings {embedding_score:.3f}: {verdict}",
         quiet=run.config.quiet,
     )
-    if not blended:
-        info["seconds"] = round(time.perf_counter() - start, 2)
-        return None, info
     info["seconds"] = round(time.perf_counter() - start, 2)
+    if not blended:
+        return None, {**info, "why": why_not}
     return NgramBlend(features, head, WEIGHT), info
 
 
@@ -126,8 +131,15 @@ def rule_folds(target: np.ndarray, n_classes: int, seed: int | None) -> Stratifi
     return StratifiedKFold(count, shuffle=True, random_state=seed) if count >= 2 else None
 
 
+def left_out(ngram_score: float, embedding_score: float) -> str | None:
+    """Why the rule leaves n-grams with these cross-validated macro-F1s out, or None where it blends them in."""
+    if ngram_score < SHARE * embedding_score:
+        return f"below {SHARE:.0%} of the embeddings'"
+    return None
+
+
 def measure(
-    counted: Any, embeddings: np.ndarray, target: np.ndarray, folds: StratifiedKFold, seed: int | None
+    counted: Any, embeddings: np.ndarray, target: np.ndarray, folds: Any, seed: int | None
 ) -> tuple[LinearHead, float, float]:
     """The rule's measurement on ``folds``: the n-gram model (C by cross-validation, refitted on every row), its
     best cross-validated macro-F1, and the frozen embeddings' best on the same folds."""
