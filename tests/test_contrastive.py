@@ -18,6 +18,7 @@ from transferkit.strategies.common import FitRun
 from transferkit.strategies.contrastive.fit import (
     FULL_LEARNING_RATE,
     FULL_PASSES,
+    MANY_CLASSES,
     MAX_STEPS,
     MIN_STEPS,
     SHORT_SHARE,
@@ -250,6 +251,21 @@ def test_auto_takes_setfits_full_recipe_for_short_texts_and_the_top_blocks_for_l
     full, top = training_work(words, 64), training_work(top_words, 64)
     assert full == (320 * 16, -1) and top == (80 * 16, 3)  # 64 examples, 80 and 20 passes, batch 16
     assert recipe_of(_run(["an image path"], [0], None)).name == "top"  # nothing to count tokens with
+
+
+def test_auto_takes_setfits_cosine_loss_for_the_top_blocks_from_five_classes(spam_frame):
+    """Fortune quotations in 8 topics (long texts: the top recipe) train with the cosine pair loss, two-class e-mails
+    with the supervised contrastive loss; a loss set by hand holds."""
+    from transferkit.data import load_labeled
+
+    minilm = create_backbone("minilm")
+    fortune = load_labeled("fortune-topics")
+    topics = recipe_of(_run(fortune.inputs, list(fortune.y), minilm))
+    assert (topics.name, topics.loss) == ("top", "cosine") and topics.reason.endswith("cosine loss: 8 classes")
+    assert len(set(fortune.y)) >= MANY_CLASSES > 2
+    mails = recipe_of(_run(spam_frame["text"].tolist(), spam_frame["label"].tolist(), minilm))
+    assert mails.loss == "supcon" and mails.reason.endswith("supcon loss: 2 classes")
+    assert recipe_of(_run(fortune.inputs, list(fortune.y), minilm, contrastive_loss="supcon")).loss == "supcon"
 
 
 def test_the_full_recipe_trains_every_layer_without_a_cache_or_early_stopping(afinn_frame):

@@ -36,9 +36,10 @@ class ContrastiveSettings:
         check=lambda v: 0 < v <= 1, rule="in (0, 1]",
     )  # fmt: skip
     contrastive_loss: str = setting(
-        "supcon", "contrastive: the pair objective: supcon (supervised contrastive, softmax over the batch) or cosine "
-        "(SetFit's: the cosine similarity of every pair regressed to 1 for same class, 0 otherwise)",
-        check=lambda v: v in ("supcon", "cosine"), rule="supcon or cosine",
+        "auto", "contrastive: the pair objective: supcon (supervised contrastive, softmax over the batch), cosine "
+        "(SetFit's: the cosine similarity of every pair regressed to 1 for same class, 0 otherwise) or auto "
+        "(cosine for single-label classification with 5 or more classes, supcon otherwise)",
+        check=lambda v: v in ("auto", "supcon", "cosine"), rule="auto, supcon or cosine",
     )  # fmt: skip
     contrastive_mix: float = setting(
         1.0, "contrastive: share of the weight change kept after training, the rest returned to the pre-trained "
