@@ -27,7 +27,8 @@ so each anchor has one positive against 14 negatives in the softmax; the cosine 
 the development splits of the two 8-class sets, 8 per class, three seeds, the cosine loss scored 0.753 vs 0.747
 (fortune-topics) and 0.442 vs 0.432 (sotu-president, 0.397 vs 0.369 without the n-gram blend); at 16 per class
 (two seeds, without early stopping) 0.766 vs 0.756 and 0.410 vs 0.398. On the two-class sets it lost (sotu-party
-0.598 vs 0.628, first-names 2 points), so they keep the supervised contrastive loss.
+0.598 vs 0.628, first-names 2 points), so they keep the supervised contrastive loss. On the test sets (five seeds)
+it was level on the mean: fortune-topics +1.1 points at 8 per class, sotu-president -0.9 (``benchmarks/README.md``).
 
 Two options, off by default because neither helped on our development splits (``benchmarks/tune_fewshot.py``):
 ``contrastive_mix`` < 1 keeps only that share of the weight change (WiSE-FT), and ``end_to_end_epochs`` then
