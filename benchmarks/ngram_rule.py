@@ -61,12 +61,12 @@ def main() -> None:
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "ngram_rule_dev.json"))
     parser.add_argument("--table-only", action="store_true", help="with --dev: tabulate --output and exit")
     args = parser.parse_args()
-    if args.dev and args.table_only:
-        tabulate(json.loads(Path(args.output).read_text()))
-    elif args.dev:
-        budgets = [int(b) for b in args.budgets.split(",")]
-        judge_on_dev(args.datasets.split(","), budgets, args.dev_seeds, args.output)
     if args.dev:
+        if args.table_only:
+            tabulate(json.loads(Path(args.output).read_text()))
+        else:
+            budgets = [int(b) for b in args.budgets.split(",")]
+            judge_on_dev(args.datasets.split(","), budgets, args.dev_seeds, args.output)
         return
     data = load_labeled(args.dataset)
     texts, labels = np.array(data.inputs, dtype=object), np.array(data.y)
@@ -109,7 +109,7 @@ HELD_OUT, REPEATS = 400, 10  # the repeated-splits alternative: fresh splits unt
 def repeated_folds(target: np.ndarray, seed: int) -> RepeatedStratifiedKFold:
     """The alternative to the rule's one split: its folds, split again until about HELD_OUT examples were held out
     in all (at most REPEATS splits)."""
-    count = min(ngrams.FOLDS, int(np.bincount(target).min()))
+    count = ngrams.rule_folds(target, int(target.max()) + 1, seed).get_n_splits()
     repeats = int(np.clip(np.ceil(HELD_OUT / len(target)), 1, REPEATS))
     return RepeatedStratifiedKFold(n_splits=count, n_repeats=repeats, random_state=seed)
 
@@ -159,7 +159,7 @@ def tabulate(records: list[dict]) -> None:
     def ratio_rule(measured: str, blended: str, chance: bool):
         def choose(r: dict) -> float:
             ngram, embedding = r[measured]
-            blends = ngram >= ngrams.SHARE * embedding and (not chance or ngram > 1 / r["classes"])
+            blends = ngrams.left_out(ngram, embedding) is None and (not chance or ngram > 1 / r["classes"])
             return r[blended] if blends else r["unblended"]
 
         return choose
