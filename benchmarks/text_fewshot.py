@@ -75,7 +75,8 @@ def transferkit_method(strategy: str, **settings):
                 model.model_.ngrams = None
                 return model.predict(test_x)
 
-            return {"": predicted, "/unblended": unblended}
+            # "@chosen": what auto chose (a note on the method's own row, not a prediction)
+            return {"": predicted, "/unblended": unblended, "@chosen": model.model_.info.get("auto", {}).get("chosen")}
 
     return run
 
@@ -144,16 +145,18 @@ def run_one(method: str, train_x, train_y, test_x, seed: int, results) -> None:
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     rows = predicted if isinstance(predicted, dict) else {"": predicted}
+    notes = {key[1:]: rows.pop(key) for key in [key for key in rows if key.startswith("@")]}
     # Extra rows come as functions, called only now: their predictions (the unblended model's) are not timed.
     rows = {suffix: p() if callable(p) else p for suffix, p in rows.items()}
-    results.put(({suffix: np.asarray(p).astype(str).tolist() for suffix, p in rows.items()}, seconds, peak_mb))
+    results.put(({suffix: np.asarray(p).astype(str).tolist() for suffix, p in rows.items()}, seconds, peak_mb, notes))
     from joblib.externals.loky import get_reusable_executor  # scikit-learn's parallel workers, when it started them
 
     get_reusable_executor().shutdown(wait=True)
 
 
-def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[dict[str, list[str]], float, float]:
-    """{row-name suffix: predictions} (suffix "" for the method itself), wall seconds and peak RSS MB."""
+def isolated(method: str, train_x, train_y, test_x, seed: int) -> tuple[dict[str, list[str]], float, float, dict]:
+    """{row-name suffix: predictions} (suffix "" for the method itself), wall seconds, peak RSS MB and notes on the
+    method's own row (``chosen``: what ``auto`` chose)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=run_one, args=(method, train_x, train_y, test_x, seed, results))
@@ -228,15 +231,17 @@ def main() -> None:
                 chosen = pool[sample(y[pool], budget, seed)]
                 train_x, train_y = texts[chosen].tolist(), y[chosen].tolist()
                 for method in methods:
-                    outputs, seconds, peak_mb = isolated(method, train_x, train_y, test_x, seed)
+                    outputs, seconds, peak_mb, notes = isolated(method, train_x, train_y, test_x, seed)
                     for suffix, predicted in outputs.items():
                         score = f1_score(test_y, np.asarray(predicted), average="macro")
                         row = {"dataset": name, "budget": budget, "seed": seed, "method": method + suffix,
-                               "macro_f1": float(score), "seconds": seconds, "peak_mb": peak_mb}  # fmt: skip
+                               "macro_f1": float(score), "seconds": seconds, "peak_mb": peak_mb,
+                               **({k: v for k, v in notes.items() if v is not None} if not suffix else {})}  # fmt: skip
                         rows.append(row)
+                        choice = f" chose {row['chosen']}" if "chosen" in row else ""
                         print(
                             f"{name:14s} {budget:3d}/class seed {seed} {row['method']:18s} macro-F1 {score:.3f} "
-                            f"{seconds:7.1f}s {peak_mb:6.0f} MB",
+                            f"{seconds:7.1f}s {peak_mb:6.0f} MB{choice}",
                             flush=True,
                         )
                 Path(args.output).parent.mkdir(parents=True, exist_ok=True)

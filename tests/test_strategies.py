@@ -302,8 +302,9 @@ def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_par
     """30 labels per class: contrastive and the frozen head and TF-IDF are scored on the same held-out part (the
     fifth contrastive's top recipe holds out itself, trained once; else a third, contrastive fitted on two thirds);
     a cheap arm replaces it only when it wins there beyond the margin and bootstrap error. Each e-mail ends with a
-    word that gives its class away, beyond the 64 tokens the random toy backbone reads: TF-IDF reads it and wins by
-    far (such a small part catches only gross failures); the body given is back to its weights."""
+    word that gives its class away, beyond the 64 tokens the random toy backbone reads: without the n-gram blend
+    TF-IDF reads it and wins by far (such a small part catches only gross failures); the body given is back to its
+    weights."""
     from transferkit.strategies.auto.fit import AUTO_MARGIN, HOLDOUT_MAX_PER_CLASS
 
     labels = spam_frame["label"].tolist()
@@ -313,7 +314,8 @@ def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_par
     ]
     backbone = create_backbone("toy-text")
     before = {name: value.clone() for name, value in backbone.module.state_dict().items()}
-    config = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4, contrastive_recipe=recipe)
+    config = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4, contrastive_recipe=recipe,
+                                     ngrams="off")  # fmt: skip
     model = fit_model(texts, labels, task="classification", backbone=backbone, config=config)
     auto = model.info["auto"]
     assert auto["per_class"] == 30 < HOLDOUT_MAX_PER_CLASS and auto["holdout"] == held
@@ -322,6 +324,56 @@ def test_auto_from_16_per_class_challenges_the_few_shot_choice_on_a_held_out_par
     assert auto["scores"]["tfidf-lr"] - auto["scores"]["contrastive"] > AUTO_MARGIN
     assert where in auto["reason"] and "transfer did not pay" in auto["reason"]
     assert all(torch.equal(before[name], value) for name, value in backbone.module.state_dict().items())
+
+
+def test_auto_scores_the_transfer_arms_blended_where_their_models_get_the_ngram_blend(spam_frame):
+    """The same data with the n-gram blend on (the default): the contrastive and frozen-head models will carry the
+    TF-IDF model that reads the give-away word, so their held-out scores are blended with its scores before the
+    contest, as the models will score; TF-IDF alone no longer beats them by the margin."""
+    from transferkit.strategies.auto.fit import NGRAM_ARM
+
+    labels = spam_frame["label"].tolist()
+    texts = [
+        text[:200] + (" qqzx" if label == "spam" else " wwvy")
+        for text, label in zip(spam_frame["text"], labels, strict=True)
+    ]
+    config = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4)
+    model = fit_model(texts, labels, task="classification", backbone="toy-text", config=config)
+    auto, weight = model.info["auto"], model.info["ngrams"]["weight"]
+    assert weight > 0 and model.ngrams is not None
+    assert f"scored blended with the {NGRAM_ARM} n-grams at {weight:g}" in auto["reason"]
+    assert auto["chosen"] != NGRAM_ARM and model.strategy == auto["chosen"]
+    off = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4, ngrams="off")
+    unblended = fit_model(texts, labels, task="classification", backbone="toy-text", config=off)
+    assert "scored blended" not in unblended.info["auto"]["reason"]
+    assert unblended.info["auto"]["scores"]["contrastive"] < auto["scores"]["contrastive"]
+
+
+@pytest.mark.parametrize(("budget", "contest"), [(150, "holdout"), (1000, "folds")])
+def test_auto_holds_out_a_part_when_cross_validating_contrastive_would_not_fit(
+    spam_frame, monkeypatch, budget, contest
+):
+    """From HOLDOUT_MAX_PER_CLASS labels per class (lowered to 24 here: the e-mails hold 30 per class) the full
+    contest cross-validates contrastive (3 folds and the refit, 4 runs) when the time budget covers that; when it
+    covers only one run, contrastive is scored on the part it holds out (as from 16 per class) instead of being
+    left out, where the frozen head would win by default. The estimate is pinned (seconds = examples trained) so
+    that the budget decides, not this machine's speed."""
+    from transferkit.strategies.auto import fit as auto_fit
+
+    monkeypatch.setattr(auto_fit, "_estimate_seconds", lambda backbone, inputs, work, blocks, config: float(work))
+    monkeypatch.setattr(auto_fit, "HOLDOUT_MAX_PER_CLASS", 24)
+    frame = spam_frame
+    config = FitConfig.from_settings(strategy="auto", quiet=True, contrastive_steps=4, time_budget=budget)
+    model = fit_model(frame["text"].tolist(), frame["label"].tolist(), task="classification", backbone="toy-text",
+                      config=config)  # fmt: skip
+    auto = model.info["auto"]
+    assert auto["per_class"] == 30 >= auto_fit.HOLDOUT_MAX_PER_CLASS and contest in auto
+    assert "contrastive" in auto["scores"]
+    too_long = "cross-validating contrastive (3 folds and the refit) would take ~256s and the time budget leaves"
+    if contest == "holdout":  # one run: 4 steps of 16 examples
+        assert auto["holdout"] == 12 and too_long in auto["reason"] and "fine-tuning is not measured" in auto["reason"]
+    else:
+        assert auto["folds"] == 3 and too_long not in auto["reason"]
 
 
 def test_a_held_out_fit_that_trains_the_body_puts_the_weights_back(spam_frame):

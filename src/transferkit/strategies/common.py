@@ -35,6 +35,8 @@ class FitRun:
             input of the run).
         valid_part: Its held-out indices (early stopping, calibration), or None (too few examples).
         unlabeled: Unlabeled target inputs, for a strategy that adapts while it trains (``adapt="mcc"``).
+        ngram_weight: The n-gram blend's share of the fitted model's logits (0: no blend; set by ``fit_model``
+            from :func:`~transferkit.strategies.ngrams.plan_ngrams`, so that ``auto`` scores its arms as blended).
     """
 
     inputs: list[Any]
@@ -45,6 +47,7 @@ class FitRun:
     fit_part: np.ndarray
     valid_part: np.ndarray | None = None
     unlabeled: list[Any] | None = None
+    ngram_weight: float = 0.0
     _embeddings: np.ndarray | None = field(default=None, repr=False)
 
     @property

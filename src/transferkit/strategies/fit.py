@@ -103,6 +103,7 @@ def fit_model(
         place(backbone, device)  # the strategy trains and embeds where the weights are
         try:
             blend = plan_ngrams(run, spec.uses_backbone)  # on the frozen embeddings, before the strategy trains
+            run.ngram_weight = 0.0 if blend[0] is None else blend[0].weight
             model = spec.implementation()(run)
             add_ngrams(model, run, *blend)
         finally:
