@@ -68,7 +68,7 @@ class NgramBlend:
 
     def blend(self, scores: np.ndarray, texts: list[str]) -> np.ndarray:
         """``scores`` (the model's logits on ``texts``) blended with the n-gram model's."""
-        return (1.0 - self.weight) * scores + self.weight * self.scores(texts)
+        return mix(scores, self.scores(texts), self.weight)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {**self.features.state(), **{f"head_{k}": v for k, v in self.head.state().items()}}
@@ -84,6 +84,11 @@ class NgramBlend:
         features = TfidfFeatures.from_state(config["features"], state, config["vocabulary"])
         head = LinearHead.from_state({k[5:]: v for k, v in state.items() if k.startswith("head_")}, config["head"])
         return cls(features, head, config["weight"])
+
+
+def mix(scores: Any, ngram_scores: Any, weight: float) -> Any:
+    """The blended logits: ``(1 - weight)`` x a model's ``scores`` + ``weight`` x the n-gram model's."""
+    return (1.0 - weight) * scores + weight * ngram_scores
 
 
 def plan_ngrams(run: FitRun, uses_backbone: bool) -> tuple[NgramBlend | None, dict[str, Any]]:

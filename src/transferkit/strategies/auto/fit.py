@@ -67,6 +67,7 @@ from transferkit.strategies.common import (
     validation_split,
 )
 from transferkit.strategies.feature_extraction.fit import fit_head
+from transferkit.strategies.ngrams import mix
 from transferkit.strategies.registry import STRATEGIES
 
 AUTO_MARGIN = 0.01  # an arm must beat the frozen head by this much (cross-validated) to replace it
@@ -211,9 +212,9 @@ def _screen(run: FitRun, scratch: list[str], start: float) -> TransferModel | No
     listed = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
     reason = (
         f"{chosen}: {len(splits)}-fold {metric} on a sample of {len(sample)} of the {len(run.inputs)} examples "
-        f"{listed}; a from-scratch model that leads on a sample gains more than a frozen "
-        "head from the rest, so the rest was not encoded; no arm that trains the body fits the time budget; transfer "
-        "did not pay on these data (a from-scratch baseline scored higher), so it is not used"
+        f"{listed}; a from-scratch model that leads on a sample gains more than a frozen head from the rest, so "
+        "the rest was not encoded; no arm that trains the body fits the time budget; transfer did not pay on "
+        "these data (a from-scratch baseline scored higher), so it is not used"
     )
     decision = {
         "folds": len(splits),
@@ -407,8 +408,8 @@ def _as_blended(outputs: dict[str, Any], run: FitRun) -> dict[str, Any]:
 
     def blended(scores: Any) -> Any:
         if isinstance(scores, list):  # per fold; an arm that trains the body ran the first repeat's folds only
-            return [(1 - weight) * s + weight * n for s, n in zip(scores, ngrams, strict=False)]
-        return (1 - weight) * scores + weight * ngrams
+            return [mix(s, n, weight) for s, n in zip(scores, ngrams, strict=False)]
+        return mix(scores, ngrams, weight)
 
     return {name: s if STRATEGIES.get(name).kind == "scratch" else blended(s) for name, s in outputs.items()}
 
