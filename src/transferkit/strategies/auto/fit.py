@@ -103,18 +103,15 @@ def fit(run: FitRun) -> TransferModel:
     if smallest < AUTO_MIN_PER_CLASS:
         return _few_shot(run, smallest, start)
     large = len(run.inputs) >= SCREEN_MIN_N  # large data: the screen below decides first, as before
-    too_long = None if smallest < HOLDOUT_MAX_PER_CLASS or large else _cross_validation_too_long(run, start)
+    too_long, estimates = None, {}
+    if smallest >= HOLDOUT_MAX_PER_CLASS and not large:
+        too_long, estimates = _cross_validation_too_long(run, start)
     if smallest < HOLDOUT_MAX_PER_CLASS or too_long is not None:
         contested = _holdout_contest(run, smallest, start, too_long=too_long)
         if contested is not None:
             return contested
-    # The few-shot strategy, once its cross-validation was found to fit the budget, is measured without a second
-    # estimate (a passing load on the machine must not drop it between the two).
-    cleared = (
-        FEW_SHOT.get(backbone.modality)
-        if smallest >= HOLDOUT_MAX_PER_CLASS and not large and too_long is None
-        else None
-    )
+    # The few-shot strategy, once its cross-validation was found to fit the budget (``estimates`` holds its
+    # estimate then), is measured without a second estimate: a passing load must not drop it between the two.
     body = [name for name in STRATEGIES.names(kind="transfer", task=encoder.task) if STRATEGIES.get(name).trains_body]
     scratch = [
         name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
@@ -137,20 +134,22 @@ def fit(run: FitRun) -> TransferModel:
         note = f"; {' and '.join(map(_words, body))} skipped: {backbone.name} has no gradients"
     for name in body if backbone.trainable else []:
         one_repeat = splits[:n_folds]  # training the body is the expensive arm: one repeat
-        estimate = _body_estimate(run, name, n_folds)
+        cleared = name in estimates
+        estimate = estimates[name] if cleared else _body_estimate(run, name, n_folds)
         left = run.settings("auto").time_budget - (time.perf_counter() - start)
         decision[f"{name}_estimate_s"] = round(estimate, 1)
-        if estimate > left and name != cleared:
+        if estimate > left and not cleared:
             note += (
                 f"; {_words(name)} skipped: measuring it would take ~{estimate:.0f}s and the time budget leaves "
                 f"{max(left, 0):.0f}s"
             )
             continue
         outputs[name] = _cross_validate(name, run, one_repeat, inner_validation=True)
-    fold_scores = _fold_values(_as_blended(outputs, run), run, splits)
+    blended, blend_note = _as_blended(outputs, run)
+    fold_scores = _fold_values(blended, run, splits)
     scores = {name: float(values.mean()) for name, values in fold_scores.items()}
     decision["scores"] = {k: round(v, 4) for k, v in scores.items()}
-    note += _blend_note(outputs, run)
+    note += blend_note
     # The cheapest arm holds unless another beats it, fold by fold, by more than the margin and more than the
     # standard error of the difference; among those, the best score wins.
     baseline = fold_scores["feature-extraction"]
@@ -239,9 +238,9 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
     backbone, encoder, config = run.backbone, run.encoder, run.config
     unit = "examples" if encoder.task == "regression" else "labeled examples per class"
     why = f"with {smallest} {unit} (below {AUTO_MIN_PER_CLASS}) no strategy can be validated reliably"
-    choice = FEW_SHOT.get(backbone.modality)
+    choice = _few_shot_choice(run)
     note = ""
-    if choice is not None and backbone.trainable and encoder.task in STRATEGIES.get(choice).tasks:
+    if choice is not None:
         work, blocks = STRATEGIES.get(choice).module().training_work(run, len(run.inputs))
         estimate = _estimate_seconds(backbone, run.inputs, work, blocks, config)
         left = run.settings("auto").time_budget - (time.perf_counter() - start)
@@ -258,23 +257,33 @@ def _few_shot(run: FitRun, smallest: int, start: float) -> TransferModel:
     return _frozen_head(run, {"per_class": smallest}, reason, start)
 
 
-def _cross_validation_too_long(run: FitRun, start: float) -> str | None:
-    """Why the few-shot strategy (``FEW_SHOT``) cannot be cross-validated within the time budget left (its
-    ``folds + 1`` runs), or None when it can or does not apply. Then auto's full contest would leave out the
-    strategy that measured best at 8 and 16 per class, and the cheaper arms would win unchallenged; the holdout
-    contest measures it in one or two runs instead."""
+def _few_shot_choice(run: FitRun) -> str | None:
+    """The few-shot strategy of ``run``'s modality (``FEW_SHOT``) when it applies: the backbone can train and the
+    strategy supports the task; else None."""
     choice = FEW_SHOT.get(run.backbone.modality)
     if choice is None or not run.backbone.trainable or run.encoder.task not in STRATEGIES.get(choice).tasks:
         return None
+    return choice
+
+
+def _cross_validation_too_long(run: FitRun, start: float) -> tuple[str | None, dict[str, float]]:
+    """Why the few-shot strategy (``FEW_SHOT``) cannot be cross-validated within the time budget left (its
+    ``folds + 1`` runs), or None when it can or does not apply; with its estimate when it can (the contest then
+    measures it without estimating again). When it cannot, auto's full contest would leave out the strategy that
+    measured best at 8 and 16 per class, and the cheaper arms would win unchallenged; the holdout contest measures
+    it in one or two runs instead."""
+    choice = _few_shot_choice(run)
+    if choice is None:
+        return None, {}
     n_folds = len(folds(run.target, run.encoder, run.config) or [None, None])
     estimate = _body_estimate(run, choice, n_folds)
     left = run.settings("auto").time_budget - (time.perf_counter() - start)
     if estimate <= left:
-        return None
+        return None, {choice: estimate}
     return (
         f"cross-validating {choice} ({n_folds} folds and the refit) would take ~{estimate:.0f}s and the time budget "
         f"leaves {max(left, 0):.0f}s"
-    )
+    ), {}
 
 
 def _holdout_contest(run: FitRun, smallest: int, start: float, too_long: str | None = None) -> TransferModel | None:
@@ -285,8 +294,8 @@ def _holdout_contest(run: FitRun, smallest: int, start: float, too_long: str | N
     when cross-validating the strategy would not fit the time budget (``too_long`` says why). None when no few-shot
     strategy applies or the time budget does not cover the training (then the full contest runs)."""
     backbone, encoder, config = run.backbone, run.encoder, run.config
-    choice = FEW_SHOT.get(backbone.modality)
-    if choice is None or not backbone.trainable or encoder.task not in STRATEGIES.get(choice).tasks:
+    choice = _few_shot_choice(run)
+    if choice is None:
         return None
     module = STRATEGIES.get(choice).module()
     own_train, own_held = module.held_out_part(run)
@@ -316,8 +325,7 @@ def _holdout_contest(run: FitRun, smallest: int, start: float, too_long: str | N
     else:
         scores[choice] = _held_scores(choice, run, train, held)
     truth = run.target[held]
-    blend_note = _blend_note(scores, run)
-    scores = _as_blended(scores, run)
+    scores, blend_note = _as_blended(scores, run)
     values = {name: validation_score(s, truth, encoder) for name, s in scores.items()}
     errors = paired_bootstrap_errors(scores, choice, truth, encoder.task, config.seed)
     winners = {
@@ -396,29 +404,23 @@ def _fold_values(
     }
 
 
-def _as_blended(outputs: dict[str, Any], run: FitRun) -> dict[str, Any]:
-    """The arms' held-out scores as their fitted models will score. Where ``run``'s model gets the n-gram blend
-    (``run.ngram_weight`` > 0), a transfer arm's model is blended with the n-grams, so its scores are blended with
-    those of the n-gram arm (``NGRAM_ARM``, the same TF-IDF model) on the same examples; the from-scratch arms' are
-    not. Unblended, the TF-IDF arm could beat transfer models that beat it once blended (spam-assassin, 64 per
-    class: TF-IDF chosen, 0.939, where the blended frozen head scored 0.958)."""
+def _as_blended(outputs: dict[str, Any], run: FitRun) -> tuple[dict[str, Any], str]:
+    """The arms' held-out scores as their fitted models will score, and what the reason says about it. Where
+    ``run``'s model gets the n-gram blend (``run.ngram_weight`` > 0), a transfer arm's model is blended with the
+    n-grams, so its scores are blended with those of the n-gram arm (``NGRAM_ARM``, the same TF-IDF model) on the
+    same examples; the from-scratch arms' are not. Unblended, the TF-IDF arm could beat transfer models that beat it
+    once blended (spam-assassin, 64 per class: TF-IDF chosen, 0.939, where the blended frozen head scored 0.958)."""
     weight, ngrams = run.ngram_weight, outputs.get(NGRAM_ARM)
     if not weight or ngrams is None:
-        return outputs
+        return outputs, ""
 
     def blended(scores: Any) -> Any:
         if isinstance(scores, list):  # per fold; an arm that trains the body ran the first repeat's folds only
             return [mix(s, n, weight) for s, n in zip(scores, ngrams, strict=False)]
         return mix(scores, ngrams, weight)
 
-    return {name: s if STRATEGIES.get(name).kind == "scratch" else blended(s) for name, s in outputs.items()}
-
-
-def _blend_note(outputs: dict[str, Any], run: FitRun) -> str:
-    """What the reason says when the transfer arms were scored blended (see :func:`_as_blended`)."""
-    if not run.ngram_weight or NGRAM_ARM not in outputs:
-        return ""
-    return f" (transfer arms scored blended with the {NGRAM_ARM} n-grams at {run.ngram_weight:g}, as their models are)"
+    note = f" (transfer arms scored blended with the {NGRAM_ARM} n-grams at {weight:g}, as their models are)"
+    return {name: s if STRATEGIES.get(name).kind == "scratch" else blended(s) for name, s in outputs.items()}, note
 
 
 def _words(name: str) -> str:
