@@ -192,6 +192,9 @@ def main() -> None:
     parser.add_argument("--paired", metavar="METHOD",
                         help=f"with --merge: also METHOD against {REFERENCE} on only the (data set, budget, seed) "
                         "cells both ran")  # fmt: skip
+    parser.add_argument("--gap", metavar="METHOD:ARMS",
+                        help="with --merge: METHOD (e.g. tk-auto) against the best of ARMS (comma-separated) in each "
+                        "cell where all of them ran: the issue's 'within 1 point of the best strategy'")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16, help="transferkit's batch size (training and encoding)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them)")
     args = parser.parse_args()
@@ -209,6 +212,9 @@ def main() -> None:
         print_table(rows, [m for m in wanted if any(r["method"] == m for r in rows)])
         if args.paired:
             print_paired(pool, args.paired)
+        if args.gap:
+            method, arms = args.gap.split(":")
+            print_gap(pool, method, arms.split(","))
         return
     if args.table_only:
         rows = json.loads(Path(args.output).read_text())
@@ -331,6 +337,34 @@ def print_paired(rows: list[dict], method: str, reference: str = REFERENCE) -> N
         print(
             f"| all, {len(in_budget)} cells (won {(ours > theirs).sum()}, lost {(ours < theirs).sum()}) | {budget} | "
             f"| **{ours.mean():.3f}** | **{theirs.mean():.3f}** | {', '.join(by_seed)} |"
+        )
+
+
+def print_gap(rows: list[dict], method: str, arms: list[str]) -> None:
+    """``method``'s macro-F1 against the best of ``arms`` in every (data set, budget, seed) cell where all ran: the
+    cells more than a point below, and by budget the mean gap and the mean of the best arm (an oracle that picks the
+    test set's winner after the fact)."""
+    score = {(r["dataset"], r["budget"], r["seed"], r["method"]): r["macro_f1"] for r in rows}
+    cells = sorted(key[:3] for key in score if key[3] == method and all((*key[:3], arm) in score for arm in arms))
+    if not cells:
+        print(f"\nno cell has {method} and all of {', '.join(arms)}")
+        return
+    print(f"\n{method} vs the best of {', '.join(arms)} in each cell where all ran (points; below -1.0 listed)")
+    print(f"| labels/class | cells | {method} | best arm (oracle) | mean gap | cells below -1 point |")
+    print("|---|---|---|---|---|---|")
+    for budget in sorted({cell[1] for cell in cells}):
+        mine = [cell for cell in cells if cell[1] == budget]
+        ours = np.array([score[(*cell, method)] for cell in mine])
+        best = [max(arms, key=lambda arm, cell=cell: score[(*cell, arm)]) for cell in mine]
+        oracle = np.array([score[(*cell, arm)] for cell, arm in zip(mine, best, strict=True)])
+        below = [
+            f"{cell[0]} seed {cell[2]} {100 * (a - b):+.1f} ({arm})"
+            for cell, a, b, arm in zip(mine, ours, oracle, best, strict=True)
+            if a - b < -0.01
+        ]
+        print(
+            f"| {budget} | {len(mine)} | {ours.mean():.3f} | {oracle.mean():.3f} | "
+            f"{100 * (ours - oracle).mean():+.1f} | {len(below)}: {'; '.join(below) or 'none'} |"
         )
 
 
