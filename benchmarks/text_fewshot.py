@@ -308,13 +308,20 @@ def print_table(rows: list[dict], methods: list[str]) -> None:
                 print(f"  {method:14s} " + "   ".join(cells))
 
 
+def scored_cells(rows: list[dict], method: str, others: list[str]) -> tuple[dict, list[tuple]]:
+    """{(data set, budget, seed, method): macro-F1} of the rows that have one, and the sorted (data set, budget, seed)
+    cells where ``method`` and every one of ``others`` has a score."""
+    score = {(r["dataset"], r["budget"], r["seed"], r["method"]): r["macro_f1"] for r in rows
+             if r.get("macro_f1") is not None}  # fmt: skip
+    cells = sorted(key[:3] for key in score if key[3] == method and all((*key[:3], m) in score for m in others))
+    return score, cells
+
+
 def print_paired(rows: list[dict], method: str, reference: str = REFERENCE) -> None:
     """``method`` against ``reference`` on the (data set, budget, seed) cells where both have a score: per data set
     and budget the two means and the difference seed by seed; per budget the mean over all those cells, the cells
     won and lost, and the difference seed by seed (runs with missing cells do not skew it: nothing unpaired counts)."""
-    score = {(r["dataset"], r["budget"], r["seed"], r["method"]): r["macro_f1"] for r in rows
-             if r.get("macro_f1") is not None}  # fmt: skip
-    cells = sorted(key[:3] for key in score if key[3] == method and (*key[:3], reference) in score)
+    score, cells = scored_cells(rows, method, [reference])
     if not cells:
         print(f"\nno cell has both {method} and {reference}")
         return
@@ -344,8 +351,7 @@ def print_gap(rows: list[dict], method: str, arms: list[str]) -> None:
     """``method``'s macro-F1 against the best of ``arms`` in every (data set, budget, seed) cell where all ran: the
     cells more than a point below, and by budget the mean gap and the mean of the best arm (an oracle that picks the
     test set's winner after the fact)."""
-    score = {(r["dataset"], r["budget"], r["seed"], r["method"]): r["macro_f1"] for r in rows}
-    cells = sorted(key[:3] for key in score if key[3] == method and all((*key[:3], arm) in score for arm in arms))
+    score, cells = scored_cells(rows, method, arms)
     if not cells:
         print(f"\nno cell has {method} and all of {', '.join(arms)}")
         return

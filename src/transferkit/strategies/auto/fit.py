@@ -117,7 +117,7 @@ def fit(run: FitRun) -> TransferModel:
         name for name in STRATEGIES.names(kind="scratch", modality=backbone.modality, task=encoder.task)
         if STRATEGIES.get(name).cost == "cheap"
     ]  # fmt: skip
-    if len(run.inputs) >= SCREEN_MIN_N and scratch and not _body_may_fit(run, body, start):
+    if large and scratch and not _body_may_fit(run, body, start):
         screened = _screen(run, scratch, start)
         if screened is not None:
             return screened
