@@ -213,7 +213,9 @@ def main() -> None:
         if args.paired:
             print_paired(pool, args.paired)
         if args.gap:
-            method, arms = args.gap.split(":")
+            method, _, arms = args.gap.partition(":")
+            if not method or not arms:
+                parser.error(f"--gap {args.gap!r}: give METHOD:ARMS, e.g. tk-auto:tk-con,tk-fe")
             print_gap(pool, method, arms.split(","))
         return
     if args.table_only:
